@@ -1,0 +1,263 @@
+package websocket
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+)
+
+// MessageType is the type of a data message (RFC 6455 §5.6).
+type MessageType int
+
+// The two data message types.
+const (
+	MessageText   MessageType = MessageType(opText)   // UTF-8 text
+	MessageBinary MessageType = MessageType(opBinary) // arbitrary bytes
+)
+
+func (t MessageType) String() string {
+	switch t {
+	case MessageText:
+		return "text"
+	case MessageBinary:
+		return "binary"
+	}
+	return "MessageType(" + strconv.Itoa(int(t)) + ")"
+}
+
+// defaultReadLimit is the largest message a Conn accepts until SetReadLimit says otherwise.
+const defaultReadLimit = 1 << 20
+
+// Conn is one WebSocket connection, made by Accept or Dial.
+//
+// Any number of goroutines may write (Write, Writer, Ping, Close) at once: messages are
+// sent whole, one after another, and control frames may go out between the frames of a
+// message being streamed. Reading is done by one goroutine at a time; a second one waits.
+type Conn struct {
+	nc          net.Conn
+	br          *bufio.Reader
+	client      bool // masks the frames it sends and expects unmasked ones (RFC 6455 §5.1)
+	subprotocol string
+
+	readLimit    atomic.Int64
+	closeTimeout time.Duration
+
+	// Reading. Everything below readLock is owned by the goroutine holding it.
+	readLock chan struct{}
+	rd       readState
+	mr       messageReader
+	ctrl     [maxControlPayload]byte // payload of the control frame being handled
+
+	// Writing. msgLock keeps messages whole; frameLock keeps frames whole.
+	msgLock   chan struct{}
+	wbuf      []byte // data frames are built here; owned by the msgLock holder
+	mw        messageWriter
+	frameLock chan struct{}
+	cbuf      [maxHeaderSize + maxControlPayload]byte // control frames; owned by the frameLock holder
+	closeSent bool                                    // guarded by frameLock
+
+	// Closing.
+	closeOnce sync.Once
+	closed    chan struct{} // closed once the TCP connection is closed
+	errMu     sync.Mutex
+	err       error // why the Conn closed, set before closed is
+
+	pingMu    sync.Mutex
+	pings     map[string]chan struct{}
+	pingCount atomic.Uint64
+}
+
+func newConn(nc net.Conn, br *bufio.Reader, client bool, subprotocol string) *Conn {
+	c := &Conn{
+		nc:           nc,
+		br:           br,
+		client:       client,
+		subprotocol:  subprotocol,
+		closeTimeout: defaultCloseTimeout,
+		readLock:     make(chan struct{}, 1),
+		msgLock:      make(chan struct{}, 1),
+		frameLock:    make(chan struct{}, 1),
+		closed:       make(chan struct{}),
+	}
+	c.readLimit.Store(defaultReadLimit)
+	c.mr.c = c
+	c.mw.c = c
+	return c
+}
+
+// Subprotocol returns the subprotocol agreed on in the opening handshake, or "" if none.
+func (c *Conn) Subprotocol() string { return c.subprotocol }
+
+// SetReadLimit sets the largest message, in bytes, that the Conn accepts; a larger one
+// closes the connection with status 1009 and its read returns an error matching
+// ErrMessageTooBig. The default is 1 MiB. n <= 0 removes the limit, which lets a peer make
+// Read allocate whatever it announces. It is safe to call at any time.
+func (c *Conn) SetReadLimit(n int64) { c.readLimit.Store(n) }
+
+// Ping sends a ping and blocks until the matching pong arrives, ctx is done or the Conn
+// closes. The pong is only seen while some goroutine is reading (Read or a message
+// reader): Ping does not read by itself. It is safe for concurrent use.
+func (c *Conn) Ping(ctx context.Context) error {
+	var payload [8]byte
+	id := c.pingCount.Add(1)
+	for i := range payload {
+		payload[i] = byte(id >> (56 - 8*i))
+	}
+	key := string(payload[:])
+	done := make(chan struct{})
+	c.pingMu.Lock()
+	if c.pings == nil {
+		c.pings = make(map[string]chan struct{})
+	}
+	c.pings[key] = done
+	c.pingMu.Unlock()
+	defer func() {
+		c.pingMu.Lock()
+		delete(c.pings, key)
+		c.pingMu.Unlock()
+	}()
+
+	if err := c.writeControl(ctx, opPing, payload[:]); err != nil {
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.closed:
+		return c.closedErr()
+	}
+}
+
+// gotPong wakes the Ping waiting for payload. Unsolicited pongs are ignored (§5.5.3).
+func (c *Conn) gotPong(payload []byte) {
+	c.pingMu.Lock()
+	if done, ok := c.pings[string(payload)]; ok {
+		close(done)
+		delete(c.pings, string(payload))
+	}
+	c.pingMu.Unlock()
+}
+
+// lock takes l, a one-slot channel used as a mutex, unless ctx is done or the Conn closes
+// first.
+func (c *Conn) lock(ctx context.Context, l chan struct{}) error {
+	select {
+	case l <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case l <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.closed:
+		return c.closedErr()
+	}
+}
+
+func unlock(l chan struct{}) { <-l }
+
+// aLongTimeAgo is a deadline in the past: setting it wakes blocked I/O at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// watch makes I/O blocked in the calling goroutine return once ctx is done, by moving the
+// deadline that set controls into the past. It does not close the connection, so I/O
+// that was between frames can carry on with another context. The returned stop must be
+// called when the I/O is over; it reports whether ctx cut it short.
+func watch(ctx context.Context, set func(time.Time) error) (stop func() bool) {
+	fired := make(chan struct{})
+	stopFunc := context.AfterFunc(ctx, func() {
+		set(aLongTimeAgo)
+		close(fired)
+	})
+	return func() bool {
+		if stopFunc() {
+			return false
+		}
+		<-fired
+		set(time.Time{})
+		return true
+	}
+}
+
+func noWatch() bool { return false }
+
+func (c *Conn) watchRead(ctx context.Context) func() bool {
+	if ctx.Done() == nil {
+		return noWatch
+	}
+	return watch(ctx, c.nc.SetReadDeadline)
+}
+
+func (c *Conn) watchWrite(ctx context.Context) func() bool {
+	if ctx.Done() == nil {
+		return noWatch
+	}
+	return watch(ctx, c.nc.SetWriteDeadline)
+}
+
+// closedErr returns the error every call gives once the Conn is closed.
+func (c *Conn) closedErr() error {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	return &closedError{cause: c.err}
+}
+
+// isClosed reports whether the TCP connection has been closed.
+func (c *Conn) isClosed() bool {
+	select {
+	case <-c.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// teardown closes the TCP connection, once, recording cause as the reason. It reports
+// whether this call did it.
+func (c *Conn) teardown(cause error) bool {
+	done := false
+	c.closeOnce.Do(func() {
+		done = true
+		c.errMu.Lock()
+		c.err = cause
+		c.errMu.Unlock()
+		c.nc.Close()
+		close(c.closed)
+	})
+	return done
+}
+
+// fail ends the connection because of err: when code is not zero it first tries to tell
+// the peer with a close frame (RFC 6455 §7.1.7). It returns the error the caller should
+// report.
+func (c *Conn) fail(err error, code StatusCode) error {
+	if c.isClosed() {
+		return c.closedErr()
+	}
+	if code != 0 {
+		reason := ""
+		var pe *ProtocolError
+		if errors.As(err, &pe) {
+			reason = pe.Reason
+		}
+		if len(reason) > maxCloseReason {
+			reason = reason[:maxCloseReason]
+			for !utf8.ValidString(reason) {
+				reason = reason[:len(reason)-1]
+			}
+		}
+		c.sendClose(code, reason)
+	}
+	c.teardown(err)
+	return c.closedErr()
+}

@@ -1,0 +1,778 @@
+package websocket
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var roundTripSizes = []int{0, 1, 125, 126, 127, 65535, 65536, 1 << 20}
+
+// payloadOf returns n bytes of recognisable text.
+func payloadOf(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = 'a' + byte(i%26)
+	}
+	return b
+}
+
+func TestMessageRoundTrip(t *testing.T) {
+	for _, size := range roundTripSizes {
+		for _, typ := range []MessageType{MessageText, MessageBinary} {
+			t.Run(fmt.Sprintf("%v/%d", typ, size), func(t *testing.T) {
+				server, client := pipePair(t)
+				want := payloadOf(size)
+				for _, dir := range []struct {
+					name     string
+					from, to *Conn
+				}{{"client to server", client, server}, {"server to client", server, client}} {
+					errc := make(chan error, 1)
+					go func() { errc <- dir.from.Write(context.Background(), typ, want) }()
+					gotTyp, got, err := dir.to.Read(context.Background())
+					require.NoError(t, err, dir.name)
+					require.NoError(t, <-errc, dir.name)
+					assert.Equal(t, typ, gotTyp, dir.name)
+					assert.Equal(t, want, got, dir.name)
+				}
+			})
+		}
+	}
+}
+
+func TestStreamRoundTrip(t *testing.T) {
+	for _, size := range roundTripSizes {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			server, client := pipePair(t)
+			want := payloadOf(size)
+			errc := make(chan error, 1)
+			go func() {
+				w, err := client.Writer(context.Background(), MessageText)
+				if err != nil {
+					errc <- err
+					return
+				}
+				// Uneven pieces, so frames and writes do not line up.
+				for p := want; len(p) > 0; {
+					n := min(len(p), 1000)
+					if _, err := w.Write(p[:n]); err != nil {
+						errc <- err
+						return
+					}
+					p = p[n:]
+				}
+				errc <- w.Close()
+			}()
+			typ, r, err := server.Reader(context.Background())
+			require.NoError(t, err)
+			assert.Equal(t, MessageText, typ)
+			got, err := io.ReadAll(r)
+			require.NoError(t, err)
+			require.NoError(t, <-errc)
+			assert.Equal(t, want, got)
+		})
+	}
+}
+
+// wireConn is a net.Conn whose reads come from r and whose writes are kept.
+type wireConn struct {
+	r   io.Reader
+	out bytes.Buffer
+}
+
+func (c *wireConn) Read(p []byte) (int, error)       { return c.r.Read(p) }
+func (c *wireConn) Write(p []byte) (int, error)      { return c.out.Write(p) }
+func (c *wireConn) Close() error                     { return nil }
+func (c *wireConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (c *wireConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (c *wireConn) SetDeadline(time.Time) error      { return nil }
+func (c *wireConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *wireConn) SetWriteDeadline(time.Time) error { return nil }
+
+// wireOf returns the bytes a Conn in the given role sends for the messages.
+func wireOf(t *testing.T, client bool, msgs ...[]byte) []byte {
+	t.Helper()
+	wc := &wireConn{r: strings.NewReader("")}
+	c := newConn(wc, bufio.NewReader(wc.r), client, "")
+	for _, m := range msgs {
+		require.NoError(t, c.Write(context.Background(), MessageBinary, m))
+	}
+	return wc.out.Bytes()
+}
+
+// TestReadChopped reads what the peer sent through readers that return one byte, or half
+// of what was asked, at a time: frames must be reassembled whatever the chopping.
+func TestReadChopped(t *testing.T) {
+	chops := map[string]func(io.Reader) io.Reader{
+		"OneByteReader": iotest.OneByteReader,
+		"HalfReader":    iotest.HalfReader,
+	}
+	for _, size := range roundTripSizes {
+		if size > 65536 && testing.Short() {
+			continue
+		}
+		for name, chop := range chops {
+			t.Run(fmt.Sprintf("%s/%d", name, size), func(t *testing.T) {
+				want := payloadOf(size)
+				wire := wireOf(t, true, want, []byte("next"))
+				wc := &wireConn{r: chop(bytes.NewReader(wire))}
+				server := newConn(wc, bufio.NewReader(wc.r), false, "")
+				_, got, err := server.Read(context.Background())
+				require.NoError(t, err)
+				assert.Equal(t, want, got)
+				_, got, err = server.Read(context.Background())
+				require.NoError(t, err)
+				assert.Equal(t, "next", string(got))
+			})
+		}
+	}
+}
+
+// TestWriteNeverModifiesCallerSlice checks the client masks into its own buffer.
+func TestWriteNeverModifiesCallerSlice(t *testing.T) {
+	for _, size := range []int{10, writeBufferSize, 3*writeBufferSize + 7} {
+		p := payloadOf(size)
+		orig := bytes.Clone(p)
+		wire := wireOf(t, true, p)
+		assert.Equal(t, orig, p)
+		assert.NotContains(t, string(wire), string(orig[:8]), "payload went out unmasked")
+	}
+}
+
+func TestConcurrentWriters(t *testing.T) {
+	server, client := pipePair(t)
+	const writers, each = 8, 50
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				msg := bytes.Repeat([]byte(fmt.Sprintf("w%d-m%d;", w, i)), 700) // over one buffer
+				if w%2 == 0 {
+					assert.NoError(t, client.Write(context.Background(), MessageText, msg))
+					continue
+				}
+				wr, err := client.Writer(context.Background(), MessageText)
+				if !assert.NoError(t, err) {
+					return
+				}
+				for half := range 2 {
+					_, err := wr.Write(msg[half*len(msg)/2 : (half+1)*len(msg)/2])
+					assert.NoError(t, err)
+				}
+				assert.NoError(t, wr.Close())
+			}
+		}()
+	}
+	seen := map[string]bool{}
+	for range writers * each {
+		_, msg, err := server.Read(context.Background())
+		require.NoError(t, err)
+		unit := string(msg[:bytes.IndexByte(msg, ';')+1])
+		require.Equal(t, strings.Repeat(unit, 700), string(msg), "message interleaved with another")
+		seen[unit] = true
+	}
+	wg.Wait()
+	assert.Len(t, seen, writers*each)
+}
+
+func TestWriterFragments(t *testing.T) {
+	p := newRawPeer(t, false)
+	errc := make(chan error, 1)
+	go func() {
+		w, err := p.conn.Writer(context.Background(), MessageText)
+		if err == nil {
+			_, err = w.Write(payloadOf(2*writeBufferSize + 100))
+		}
+		if err == nil {
+			err = w.Close()
+		}
+		errc <- err
+	}()
+	var frames []frame
+	for {
+		f := p.next()
+		frames = append(frames, f)
+		if f.fin {
+			break
+		}
+	}
+	require.NoError(t, <-errc)
+	require.NotEmpty(t, frames)
+	assert.Equal(t, opText, frames[0].op)
+	var got []byte
+	for i, f := range frames {
+		if i > 0 {
+			assert.Equal(t, opContinuation, f.op, "frame %d", i)
+		}
+		assert.Equal(t, i == len(frames)-1, f.fin, "frame %d", i)
+		got = append(got, f.payload...)
+	}
+	assert.Equal(t, payloadOf(2*writeBufferSize+100), got)
+	assert.Greater(t, len(frames), 1)
+}
+
+func TestZeroLength(t *testing.T) {
+	server, client := pipePair(t)
+	errc := make(chan error, 1)
+	go func() {
+		w, err := client.Writer(context.Background(), MessageBinary)
+		if err == nil {
+			err = w.Close()
+		}
+		if err == nil {
+			err = client.Write(context.Background(), MessageText, nil)
+		}
+		errc <- err
+	}()
+	for _, want := range []MessageType{MessageBinary, MessageText} {
+		typ, msg, err := server.Read(context.Background())
+		require.NoError(t, err)
+		assert.Equal(t, want, typ)
+		assert.Empty(t, msg)
+	}
+	require.NoError(t, <-errc)
+}
+
+func TestFragmentedMessageWithControlFrames(t *testing.T) {
+	for _, connIsClient := range []bool{false, true} {
+		t.Run(fmt.Sprintf("client=%v", connIsClient), func(t *testing.T) {
+			p := newRawPeer(t, connIsClient)
+			p.readLoop()
+			p.send(
+				frame{op: opText, payload: []byte("Hel")},
+				frame{fin: true, op: opPing, payload: []byte("ping!")},
+				frame{fin: true, op: opPong, payload: []byte("unsolicited")},
+				frame{op: opContinuation, payload: []byte("lo, ")},
+				frame{fin: true, op: opContinuation, payload: []byte("world")},
+			)
+			pong := p.next()
+			assert.Equal(t, opPong, pong.op)
+			assert.Equal(t, "ping!", string(pong.payload))
+			r := p.nextRead()
+			require.NoError(t, r.err)
+			assert.Equal(t, MessageText, r.typ)
+			assert.Equal(t, "Hello, world", string(r.msg))
+		})
+	}
+}
+
+func TestPongBetweenFragmentsOfAStreamedMessage(t *testing.T) {
+	p := newRawPeer(t, false)
+	p.readLoop()
+	w, err := p.conn.Writer(context.Background(), MessageBinary)
+	require.NoError(t, err)
+	_, err = w.Write(payloadOf(writeBufferSize + 1)) // fills the buffer: one frame goes out
+	require.NoError(t, err)
+	first := p.next()
+	assert.False(t, first.fin)
+	p.send(frame{fin: true, op: opPing, payload: []byte("between")})
+	pong := p.next()
+	assert.Equal(t, opPong, pong.op)
+	assert.Equal(t, "between", string(pong.payload))
+	errc := make(chan error, 1)
+	go func() { errc <- w.Close() }()
+	last := p.next()
+	require.NoError(t, <-errc)
+	assert.True(t, last.fin)
+	assert.Equal(t, opContinuation, last.op)
+}
+
+func TestPing(t *testing.T) {
+	server, client := pipePair(t)
+	// The server must be reading to see the ping, and the client to see the pong.
+	done := make(chan error, 2)
+	go func() { _, _, err := server.Read(context.Background()); done <- err }()
+	go func() { _, _, err := client.Read(context.Background()); done <- err }()
+	for range 3 {
+		require.NoError(t, client.Ping(context.Background()))
+		require.NoError(t, server.Ping(context.Background()))
+	}
+	require.NoError(t, client.Close(StatusNormalClosure, ""))
+	for range 2 {
+		err := <-done
+		assert.ErrorIs(t, err, net.ErrClosed)
+	}
+}
+
+func TestPingWaitsForItsOwnPong(t *testing.T) {
+	p := newRawPeer(t, true)
+	p.readLoop()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- p.conn.Ping(ctx) }()
+	ping := p.next()
+	require.Equal(t, opPing, ping.op)
+	p.send(frame{fin: true, op: opPong, payload: []byte("another payload")})
+	cancel()
+	assert.ErrorIs(t, <-errc, context.Canceled, "a pong with another payload must not end Ping")
+
+	go func() { errc <- p.conn.Ping(context.Background()) }()
+	ping = p.next()
+	p.send(frame{fin: true, op: opPong, payload: ping.payload})
+	assert.NoError(t, <-errc)
+}
+
+// violation is a peer sending something RFC 6455 forbids, and the close code that must
+// answer it.
+type violation struct {
+	name   string
+	frames []frame
+	wire   []byte // raw bytes sent after frames
+	code   StatusCode
+}
+
+func violations(peerMasks bool) []violation {
+	text := func(s string) frame { return frame{fin: true, op: opText, payload: []byte(s)} }
+	closeWith := func(code int, reason string) frame {
+		return frame{fin: true, op: opClose, payload: append([]byte{byte(code >> 8), byte(code)}, reason...)}
+	}
+	vs := []violation{
+		{name: "RSV1 without extension", frames: []frame{{fin: true, rsv: rsv1, op: opText, payload: []byte("x")}}, code: StatusProtocolError},
+		{name: "RSV2", frames: []frame{{fin: true, rsv: rsv2, op: opBinary}}, code: StatusProtocolError},
+		{name: "RSV3 on ping", frames: []frame{{fin: true, rsv: rsv3, op: opPing}}, code: StatusProtocolError},
+		{name: "opcode 3", frames: []frame{{fin: true, op: 3}}, code: StatusProtocolError},
+		{name: "opcode 7", frames: []frame{{fin: true, op: 7}}, code: StatusProtocolError},
+		{name: "opcode 11", frames: []frame{{fin: true, op: 11}}, code: StatusProtocolError},
+		{name: "opcode 15", frames: []frame{{fin: true, op: 15}}, code: StatusProtocolError},
+		{name: "ping of 126 bytes", wire: encodeFrame(frame{fin: true, op: opPing, payload: payloadOf(126)}, peerMasks, 126), code: StatusProtocolError},
+		{name: "fragmented ping", frames: []frame{{op: opPing, payload: []byte("x")}}, code: StatusProtocolError},
+		{name: "continuation with nothing open", frames: []frame{{fin: true, op: opContinuation, payload: []byte("x")}}, code: StatusProtocolError},
+		{name: "text inside fragmented message", frames: []frame{{op: opText, payload: []byte("a")}, text("b")}, code: StatusProtocolError},
+		{name: "binary inside fragmented message", frames: []frame{{op: opBinary, payload: []byte("a")}, {fin: true, op: opBinary}}, code: StatusProtocolError},
+		{name: "64-bit length with top bit", wire: []byte{0x82, 0x7F | maskBit(peerMasks), 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4}, code: StatusProtocolError},
+		{name: "invalid UTF-8", frames: []frame{text("ab\xffcd")}, code: StatusInvalidFramePayloadData},
+		{name: "UTF-8 split across frames, bad continuation", frames: []frame{{op: opText, payload: []byte("\xce")}, {fin: true, op: opContinuation, payload: []byte("A")}}, code: StatusInvalidFramePayloadData},
+		{name: "text ending in a truncated code point", frames: []frame{text("ok\xe2\x82")}, code: StatusInvalidFramePayloadData},
+		{name: "surrogate", frames: []frame{text("\xed\xa0\x80")}, code: StatusInvalidFramePayloadData},
+		{name: "close with 1-byte payload", frames: []frame{{fin: true, op: opClose, payload: []byte{3}}}, code: StatusProtocolError},
+		{name: "close reason not UTF-8", frames: []frame{closeWith(1000, "\xff")}, code: StatusInvalidFramePayloadData},
+	}
+	for _, code := range []int{0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535} {
+		vs = append(vs, violation{name: fmt.Sprintf("close code %d", code), frames: []frame{closeWith(code, "")}, code: StatusProtocolError})
+	}
+	return vs
+}
+
+func maskBit(masked bool) byte {
+	if masked {
+		return 0x80
+	}
+	return 0
+}
+
+func TestProtocolViolations(t *testing.T) {
+	for _, connIsClient := range []bool{false, true} {
+		role := map[bool]string{false: "server", true: "client"}[connIsClient]
+		for _, v := range violations(!connIsClient) {
+			t.Run(role+"/"+v.name, func(t *testing.T) {
+				p := newRawPeer(t, connIsClient)
+				p.readLoop()
+				p.send(v.frames...)
+				if v.wire != nil {
+					p.write(v.wire)
+				}
+				r := p.nextRead()
+				require.Error(t, r.err)
+				assert.Equal(t, v.code, protocolCode(r.err), "error: %v", r.err)
+				assert.ErrorIs(t, r.err, net.ErrClosed)
+				p.expectClose(v.code)
+			})
+		}
+	}
+}
+
+func TestMaskingRules(t *testing.T) {
+	t.Run("server gets unmasked frame", func(t *testing.T) {
+		p := newRawPeer(t, false)
+		p.readLoop()
+		p.write(encodeFrame(frame{fin: true, op: opText, payload: []byte("hi")}, false, 2))
+		r := p.nextRead()
+		assert.Equal(t, StatusProtocolError, protocolCode(r.err))
+		p.expectClose(StatusProtocolError)
+	})
+	t.Run("client gets masked frame", func(t *testing.T) {
+		p := newRawPeer(t, true)
+		p.readLoop()
+		p.write(encodeFrame(frame{fin: true, op: opText, payload: []byte("hi")}, true, 2))
+		r := p.nextRead()
+		assert.Equal(t, StatusProtocolError, protocolCode(r.err))
+		p.expectClose(StatusProtocolError)
+	})
+}
+
+// TestUTF8FailsFast checks the Conn closes with 1007 as soon as the text cannot be UTF-8,
+// without waiting for the rest of the frame, which the peer never sends.
+func TestUTF8FailsFast(t *testing.T) {
+	for _, connIsClient := range []bool{false, true} {
+		t.Run(fmt.Sprintf("client=%v", connIsClient), func(t *testing.T) {
+			p := newRawPeer(t, connIsClient)
+			p.readLoop()
+			// The header announces 100 bytes; only the first 10 come, bad at byte 5.
+			wire := encodeFrame(frame{fin: true, op: opText, payload: []byte("hello\xc0world-----")}, !connIsClient, 100)
+			p.write(wire[:len(wire)-5])
+			r := p.nextRead()
+			assert.Equal(t, StatusInvalidFramePayloadData, protocolCode(r.err))
+			p.expectClose(StatusInvalidFramePayloadData)
+		})
+	}
+}
+
+func TestReadLimit(t *testing.T) {
+	t.Run("default is 1 MiB", func(t *testing.T) {
+		p := newRawPeer(t, false)
+		p.readLoop()
+		p.send(frame{fin: true, op: opBinary, payload: payloadOf(1 << 20)})
+		r := p.nextRead()
+		require.NoError(t, r.err)
+		assert.Len(t, r.msg, 1<<20)
+		p.send(frame{fin: true, op: opBinary, payload: payloadOf(1<<20 + 1)})
+		r = p.nextRead()
+		assert.ErrorIs(t, r.err, ErrMessageTooBig)
+		p.expectClose(StatusMessageTooBig)
+	})
+	t.Run("checked across fragments", func(t *testing.T) {
+		p := newRawPeer(t, false)
+		p.conn.SetReadLimit(10)
+		p.readLoop()
+		p.send(frame{op: opText, payload: []byte("12345")}, frame{fin: true, op: opContinuation, payload: []byte("678901")})
+		r := p.nextRead()
+		assert.ErrorIs(t, r.err, ErrMessageTooBig)
+		assert.Equal(t, StatusMessageTooBig, protocolCode(r.err))
+		p.expectClose(StatusMessageTooBig)
+	})
+	t.Run("checked on the header, before the payload", func(t *testing.T) {
+		p := newRawPeer(t, true)
+		p.readLoop()
+		// Only the header of a 1 TiB frame is sent.
+		p.write(encodeFrame(frame{fin: true, op: opBinary}, false, 1<<40))
+		r := p.nextRead()
+		assert.ErrorIs(t, r.err, ErrMessageTooBig)
+		p.expectClose(StatusMessageTooBig)
+	})
+	t.Run("raised", func(t *testing.T) {
+		p := newRawPeer(t, false)
+		p.conn.SetReadLimit(2 << 20)
+		p.readLoop()
+		p.send(frame{fin: true, op: opBinary, payload: payloadOf(2 << 20)})
+		r := p.nextRead()
+		require.NoError(t, r.err)
+		assert.Len(t, r.msg, 2<<20)
+	})
+	t.Run("removed: growth follows the data, not the length field", func(t *testing.T) {
+		p := newRawPeer(t, true)
+		p.conn.SetReadLimit(0)
+		p.readLoop()
+		// Announce 1 TiB, send 3 bytes, then vanish: Read must not have allocated 1 TiB.
+		p.write(encodeFrame(frame{fin: true, op: opBinary, payload: []byte("abc")}, false, 1<<40)[:13])
+		p.nc.Close()
+		r := p.nextRead()
+		assert.ErrorIs(t, r.err, io.ErrUnexpectedEOF)
+	})
+}
+
+func TestCloseHandshake(t *testing.T) {
+	for _, initiatorIsClient := range []bool{true, false} {
+		t.Run(fmt.Sprintf("client initiates=%v", initiatorIsClient), func(t *testing.T) {
+			server, client := pipePair(t)
+			closer, other := server, client
+			if initiatorIsClient {
+				closer, other = client, server
+			}
+			readErr := make(chan error, 1)
+			go func() { _, _, err := other.Read(context.Background()); readErr <- err }()
+			require.NoError(t, closer.Close(StatusGoingAway, "bye"))
+			err := <-readErr
+			assert.Equal(t, StatusGoingAway, CloseStatus(err))
+			var ce *CloseError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, "bye", ce.Reason)
+			assert.ErrorIs(t, err, net.ErrClosed)
+
+			// Every call on either side now says the Conn is closed.
+			for _, c := range []*Conn{closer, other} {
+				_, _, err := c.Read(context.Background())
+				assert.ErrorIs(t, err, net.ErrClosed)
+				assert.ErrorIs(t, c.Write(context.Background(), MessageText, []byte("x")), net.ErrClosed)
+				_, err = c.Writer(context.Background(), MessageText)
+				assert.ErrorIs(t, err, net.ErrClosed)
+				_, _, err = c.Reader(context.Background())
+				assert.ErrorIs(t, err, net.ErrClosed)
+				assert.ErrorIs(t, c.Ping(context.Background()), net.ErrClosed)
+				assert.ErrorIs(t, c.Close(StatusNormalClosure, ""), net.ErrClosed)
+				assert.ErrorIs(t, c.CloseNow(), net.ErrClosed)
+			}
+		})
+	}
+}
+
+func TestCloseWhileAnotherGoroutineReads(t *testing.T) {
+	server, client := pipePair(t)
+	serverRead := make(chan error, 1)
+	go func() { _, _, err := server.Read(context.Background()); serverRead <- err }()
+	clientRead := make(chan error, 1)
+	go func() { _, _, err := client.Read(context.Background()); clientRead <- err }()
+	require.NoError(t, client.Close(StatusNormalClosure, ""))
+	assert.Equal(t, StatusNormalClosure, CloseStatus(<-serverRead))
+	// The client's reader saw the server's answer to its close.
+	assert.Equal(t, StatusNormalClosure, CloseStatus(<-clientRead))
+}
+
+func TestCloseDiscardsDataUntilPeerCloses(t *testing.T) {
+	p := newRawPeer(t, false)
+	errc := make(chan error, 1)
+	go func() { errc <- p.conn.Close(StatusNormalClosure, "done") }()
+	f := p.next()
+	require.Equal(t, opClose, f.op)
+	assert.Equal(t, StatusNormalClosure, f.closeCode())
+	assert.Equal(t, "done", string(f.payload[2:]))
+	p.send(frame{fin: true, op: opText, payload: []byte("late data")},
+		frame{fin: true, op: opPing, payload: []byte("late ping")},
+		frame{fin: true, op: opClose, payload: []byte{0x03, 0xE8}})
+	require.NoError(t, <-errc)
+	p.expectEnd() // no pong after our close frame, and the server closed TCP
+}
+
+func TestCloseTimesOut(t *testing.T) {
+	p := newRawPeer(t, false)
+	p.conn.closeTimeout = 50 * time.Millisecond
+	errc := make(chan error, 1)
+	go func() { errc <- p.conn.Close(StatusNormalClosure, "") }()
+	require.Equal(t, opClose, p.next().op)
+	err := <-errc // the peer never answers
+	require.Error(t, err)
+	assert.ErrorIs(t, err, net.ErrClosed)
+	assert.Equal(t, StatusCode(-1), CloseStatus(err))
+	p.expectEnd()
+}
+
+func TestCloseArguments(t *testing.T) {
+	server, client := pipePair(t)
+	for _, tc := range []struct {
+		code   StatusCode
+		reason string
+	}{
+		{StatusNormalClosure, strings.Repeat("x", 124)},
+		{StatusNormalClosure, "\xff"},
+		{StatusNoStatusReceived, "reason without code"},
+		{StatusAbnormalClosure, ""},
+		{StatusTLSHandshake, ""},
+		{999, ""},
+		{5000, ""},
+	} {
+		err := client.Close(tc.code, tc.reason)
+		assert.Error(t, err, "%d %q", tc.code, tc.reason)
+		assert.NotErrorIs(t, err, net.ErrClosed)
+	}
+	// Nothing was sent: the Conn still works.
+	errc := make(chan error, 1)
+	go func() { errc <- client.Write(context.Background(), MessageText, []byte("still open")) }()
+	_, msg, err := server.Read(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "still open", string(msg))
+	require.NoError(t, <-errc)
+}
+
+func TestPeerCloses(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+		code    StatusCode
+		reason  string
+	}{
+		{"normal with reason", append([]byte{0x03, 0xE8}, "bye"...), StatusNormalClosure, "bye"},
+		{"empty payload", nil, StatusNoStatusReceived, ""},
+		{"private code", []byte{0x0F, 0xA0}, 4000, ""},
+		{"registered code", []byte{0x0B, 0xB8}, 3000, ""},
+		{"125-byte payload", append([]byte{0x03, 0xE8}, strings.Repeat("r", 123)...), StatusNormalClosure, strings.Repeat("r", 123)},
+	} {
+		for _, connIsClient := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/client=%v", tc.name, connIsClient), func(t *testing.T) {
+				p := newRawPeer(t, connIsClient)
+				p.readLoop()
+				p.send(frame{fin: true, op: opClose, payload: tc.payload},
+					frame{fin: true, op: opText, payload: []byte("after close")})
+				echo := p.next()
+				require.Equal(t, opClose, echo.op)
+				assert.Equal(t, tc.code, echo.closeCode(), "the code is echoed")
+				if tc.code == StatusNoStatusReceived {
+					assert.Empty(t, echo.payload)
+				}
+				if connIsClient {
+					// The client waits for the server to close TCP first (§7.1.1).
+					select {
+					case r := <-p.reads:
+						t.Fatalf("client returned before the server closed TCP: %v", r.err)
+					default:
+					}
+					p.nc.Close()
+				}
+				r := p.nextRead()
+				assert.Equal(t, tc.code, CloseStatus(r.err))
+				var ce *CloseError
+				require.ErrorAs(t, r.err, &ce)
+				assert.Equal(t, tc.reason, ce.Reason)
+				assert.ErrorIs(t, r.err, net.ErrClosed)
+				if !connIsClient {
+					p.expectEnd() // the server closes TCP at once, and sends nothing more
+				}
+			})
+		}
+	}
+}
+
+func TestPeerVanishes(t *testing.T) {
+	p := newRawPeer(t, false)
+	p.readLoop()
+	p.write(encodeFrame(frame{fin: true, op: opBinary, payload: []byte("abc")}, true, 10)[:8])
+	p.nc.Close()
+	r := p.nextRead()
+	assert.ErrorIs(t, r.err, io.ErrUnexpectedEOF)
+	assert.ErrorIs(t, r.err, net.ErrClosed)
+	assert.Equal(t, StatusCode(-1), CloseStatus(r.err))
+}
+
+func TestCloseNowUnblocksReadAndWrite(t *testing.T) {
+	server, _ := pipePair(t)
+	readErr := make(chan error, 1)
+	go func() { _, _, err := server.Read(context.Background()); readErr <- err }()
+	writeErr := make(chan error, 1)
+	// net.Pipe has no buffer: with nobody reading the client, this write blocks.
+	go func() { writeErr <- server.Write(context.Background(), MessageText, payloadOf(100)) }()
+	require.NoError(t, server.CloseNow())
+	assert.ErrorIs(t, <-readErr, net.ErrClosed)
+	assert.ErrorIs(t, <-writeErr, net.ErrClosed)
+	assert.ErrorIs(t, server.CloseNow(), net.ErrClosed)
+}
+
+func TestContextBetweenFramesKeepsConn(t *testing.T) {
+	server, client := pipePair(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	// Nothing is coming: the read is cut short before any byte of a frame.
+	_, _, err := server.Read(ctx)
+	assert.ErrorIs(t, err, context.Canceled)
+	// Nobody reads the server: the write is cut short before any byte went out.
+	assert.ErrorIs(t, client.Write(ctx, MessageText, []byte("x")), context.Canceled)
+
+	errc := make(chan error, 1)
+	go func() { errc <- client.Write(context.Background(), MessageText, []byte("still works")) }()
+	_, msg, err := server.Read(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "still works", string(msg))
+	require.NoError(t, <-errc)
+}
+
+func TestContextDeadline(t *testing.T) {
+	server, _ := pipePair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, _, err := server.Read(ctx)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+func TestContextMidFrameClosesConn(t *testing.T) {
+	t.Run("read", func(t *testing.T) {
+		p := newRawPeer(t, false)
+		wire := encodeFrame(frame{fin: true, op: opBinary, payload: payloadOf(10)}, true, 10)
+		p.write(wire[:len(wire)-5])
+		ctx, cancel := context.WithCancel(context.Background())
+		_, r, err := p.conn.Reader(ctx)
+		require.NoError(t, err)
+		buf := make([]byte, 5)
+		_, err = io.ReadFull(r, buf)
+		require.NoError(t, err)
+		cancel()
+		_, err = r.Read(buf) // five bytes of the frame are still to come
+		assert.ErrorIs(t, err, net.ErrClosed)
+		assert.ErrorIs(t, err, context.Canceled)
+		p.expectEnd()
+	})
+	t.Run("write", func(t *testing.T) {
+		server, client := pipePair(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- client.Write(ctx, MessageBinary, payloadOf(100)) }()
+		// Take part of the frame off the pipe, then stop reading.
+		buf := make([]byte, 3)
+		_, err := io.ReadFull(server.nc, buf)
+		require.NoError(t, err)
+		cancel()
+		err = <-errc
+		assert.ErrorIs(t, err, net.ErrClosed)
+		assert.ErrorIs(t, err, context.Canceled)
+	})
+}
+
+func TestSecondReaderWaits(t *testing.T) {
+	server, client := pipePair(t)
+	server.readLock <- struct{}{} // as if another goroutine were reading
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, _, err := server.Read(ctx)
+	assert.ErrorIs(t, err, context.Canceled)
+	_, _, err = server.Reader(ctx)
+	assert.ErrorIs(t, err, context.Canceled)
+	<-server.readLock
+
+	errc := make(chan error, 1)
+	go func() { errc <- client.Write(context.Background(), MessageText, []byte("turn")) }()
+	_, msg, err := server.Read(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "turn", string(msg))
+	require.NoError(t, <-errc)
+}
+
+func TestReaderDiscardsUnreadRest(t *testing.T) {
+	server, client := pipePair(t)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- errors.Join(
+			client.Write(context.Background(), MessageText, payloadOf(10000)),
+			client.Write(context.Background(), MessageBinary, []byte("second")))
+	}()
+	_, r, err := server.Reader(context.Background())
+	require.NoError(t, err)
+	buf := make([]byte, 10)
+	_, err = io.ReadFull(r, buf)
+	require.NoError(t, err)
+	typ, msg, err := server.Read(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, MessageBinary, typ)
+	assert.Equal(t, "second", string(msg))
+	require.NoError(t, <-errc)
+	n, err := r.Read(buf) // the old reader is done
+	assert.Zero(t, n)
+	assert.ErrorIs(t, err, io.EOF)
+}
+
+func TestMisuse(t *testing.T) {
+	server, client := pipePair(t)
+	assert.Error(t, client.Write(context.Background(), MessageType(0), nil))
+	assert.Error(t, client.Write(context.Background(), MessageType(9), nil))
+	_, err := client.Writer(context.Background(), MessageType(8))
+	assert.Error(t, err)
+
+	errc := make(chan error, 1)
+	go func() { _, _, err := server.Read(context.Background()); errc <- err }()
+	w, err := client.Writer(context.Background(), MessageText)
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	require.NoError(t, <-errc)
+	assert.ErrorIs(t, w.Close(), net.ErrClosed)
+	_, err = w.Write([]byte("late"))
+	assert.ErrorIs(t, err, net.ErrClosed)
+}

@@ -1,0 +1,199 @@
+package websocket
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// DialOptions configures Dial. The zero value, like a nil pointer, is the default.
+type DialOptions struct {
+	// Header holds extra request headers, such as Origin, Cookie or Authorization. A Host
+	// header replaces the URL's host in the request. Headers the handshake sets itself
+	// take precedence. Default: none.
+	Header http.Header
+
+	// Subprotocols lists the subprotocols offered to the server, most preferred first.
+	// Default: none.
+	Subprotocols []string
+
+	// TLSConfig is used for wss:// URLs. Default: the zero tls.Config, with ServerName
+	// taken from the URL when the config does not set it.
+	TLSConfig *tls.Config
+
+	// NetDialContext opens the TCP connection. Default: a net.Dialer's DialContext.
+	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// maxErrorBody bounds how much of a refusing response's body Dial keeps.
+const maxErrorBody = 1024
+
+// Dial opens a WebSocket connection to url, a ws:// or wss:// URL, and runs the client
+// side of the opening handshake (RFC 6455 §4.1). ctx bounds the whole of it: connecting,
+// TLS and the handshake; it does not outlive Dial.
+//
+// It returns the server's response as well. When the server refuses, the error is a
+// *HandshakeError and the response, if one was read, carries the status, the headers and
+// the first kilobyte of the body. Redirects are reported, not followed.
+func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.Response, error) {
+	if opts == nil {
+		opts = &DialOptions{}
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("websocket: %w", err)
+	}
+	port := ""
+	switch u.Scheme {
+	case "ws":
+		port = "80"
+	case "wss":
+		port = "443"
+	default:
+		return nil, nil, fmt.Errorf("websocket: URL scheme %q is not ws or wss", u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, nil, fmt.Errorf("websocket: URL %q has no host", rawURL)
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), port)
+	}
+
+	dial := opts.NetDialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	nc, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("websocket: %w", err)
+	}
+	c, resp, err := handshake(ctx, nc, u, opts)
+	if err != nil {
+		nc.Close()
+		if ctx.Err() != nil {
+			err = fmt.Errorf("websocket: %w", ctx.Err())
+		}
+		return nil, resp, err
+	}
+	return c, resp, nil
+}
+
+// handshake runs TLS, if asked for, and the opening handshake on nc.
+func handshake(ctx context.Context, nc net.Conn, u *url.URL, opts *DialOptions) (*Conn, *http.Response, error) {
+	// ctx's deadline is enforced here too, not as a deadline on nc: a deadline on nc can
+	// expire before ctx reports it, and the error would then not match ctx.Err(). The
+	// TCP connection is captured because nc becomes the TLS conn below.
+	tcp := nc
+	stop := context.AfterFunc(ctx, func() { tcp.SetDeadline(aLongTimeAgo) })
+	defer stop()
+
+	if u.Scheme == "wss" {
+		cfg := opts.TLSConfig.Clone()
+		if cfg == nil {
+			cfg = &tls.Config{}
+		}
+		if cfg.ServerName == "" {
+			cfg.ServerName = u.Hostname()
+		}
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, nil, fmt.Errorf("websocket: %w", err)
+		}
+		nc = tc
+	}
+
+	var nonce [16]byte
+	rand.Read(nonce[:])
+	key := base64.StdEncoding.EncodeToString(nonce[:])
+
+	req := &http.Request{
+		Method:     http.MethodGet,
+		URL:        &url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery},
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     opts.Header.Clone(),
+		Host:       u.Host,
+	}
+	if req.Header == nil {
+		req.Header = make(http.Header)
+	}
+	if h := req.Header.Get("Host"); h != "" {
+		req.Host = h
+		req.Header.Del("Host")
+	}
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Sec-WebSocket-Key", key)
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	if len(opts.Subprotocols) > 0 {
+		req.Header["Sec-WebSocket-Protocol"] = []string{strings.Join(opts.Subprotocols, ", ")}
+	}
+	bw := bufio.NewWriterSize(nc, 1024)
+	if err := req.Write(bw); err != nil {
+		return nil, nil, fmt.Errorf("websocket: writing the handshake request: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, nil, fmt.Errorf("websocket: writing the handshake request: %w", err)
+	}
+
+	br := bufio.NewReaderSize(nc, 4096)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("websocket: reading the handshake response: %w", err)
+	}
+	if err := checkResponse(resp, key, opts.Subprotocols); err != nil {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		return nil, resp, err
+	}
+	if !stop() {
+		return nil, resp, ctx.Err()
+	}
+	nc.SetDeadline(time.Time{})
+	return newConn(nc, br, true, resp.Header.Get("Sec-WebSocket-Protocol")), resp, nil
+}
+
+// checkResponse checks the server's answer against RFC 6455 §4.1.
+func checkResponse(resp *http.Response, key string, offered []string) error {
+	refused := func(reason string) error {
+		return &HandshakeError{Status: resp.StatusCode, Reason: reason}
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		reason := fmt.Sprintf("server answered %q, not 101 Switching Protocols", resp.Status)
+		if loc := resp.Header.Get("Location"); loc != "" {
+			reason += "; it redirects to " + loc
+		}
+		return refused(reason)
+	}
+	if !hasToken(resp.Header, "Upgrade", "websocket") {
+		return refused(`response lacks "Upgrade: websocket"`)
+	}
+	if !hasToken(resp.Header, "Connection", "upgrade") {
+		return refused(`response lacks "Connection: Upgrade"`)
+	}
+	if resp.Header.Get("Sec-WebSocket-Accept") != acceptKey(key) {
+		return refused("Sec-WebSocket-Accept does not match the key sent")
+	}
+	if p := resp.Header.Values("Sec-WebSocket-Protocol"); len(p) > 1 || len(p) == 1 && !slices.Contains(offered, p[0]) {
+		return refused(fmt.Sprintf("server chose subprotocol %q, which was not offered", p))
+	}
+	if resp.Header.Get("Sec-WebSocket-Extensions") != "" {
+		// RFC 6455 §4.1: an extension the client did not ask for fails the connection.
+		return refused("server chose an extension that was not offered")
+	}
+	return nil
+}

@@ -1,0 +1,85 @@
+// Package websocket implements the WebSocket protocol of RFC 6455, server and client,
+// on the standard library alone.
+//
+// A server upgrades an HTTP request with Accept; a client connects with Dial. Both give
+// a *Conn, which sends and receives whole messages (Read, Write) or streams them
+// (Reader, Writer), answers pings, and closes with a status code (Close):
+//
+//	http.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+//		c, err := websocket.Accept(w, r, nil)
+//		if err != nil {
+//			return // Accept has answered the request already
+//		}
+//		defer c.CloseNow()
+//		for {
+//			typ, msg, err := c.Read(r.Context())
+//			if err != nil {
+//				return
+//			}
+//			if err := c.Write(r.Context(), typ, msg); err != nil {
+//				return
+//			}
+//		}
+//	})
+//
+// # Concurrency
+//
+// Any number of goroutines may call Write, Writer, Ping, Close and CloseNow at once.
+// Messages are sent whole, one after the other: a Writer holds back other messages until
+// it is closed, while control frames (pongs, the close frame) can still go out between
+// its frames. Reading is for one goroutine at a time; Read and Reader called while
+// another goroutine reads wait for their turn, or for their context.
+//
+// Control frames arrive in the middle of the data, so they are only handled while some
+// goroutine reads: pings are answered, pongs wake Ping and the peer's close frame ends
+// the connection from within a read. A program that only writes should still run a
+// loop that reads and discards.
+//
+// Contexts bound a single call. When one ends a read or a write before any byte of a
+// frame was consumed or sent, the call returns ctx.Err() and the Conn stays usable; when
+// it ends one in the middle of a frame, the stream cannot be resumed and the Conn is
+// closed. A context never closes the connection on its own.
+//
+// # Closing
+//
+// Close runs the closing handshake of RFC 6455 §7: it sends a close frame with a status
+// code and reason, waits up to 5 seconds for the peer's close frame, and closes the TCP
+// connection. When the peer closes first, the read in progress echoes its status code,
+// closes the connection (a client waits up to 5 seconds for the server to do it first,
+// as §7.1.1 asks) and returns an error whose status CloseStatus reports. CloseNow drops
+// the connection without a handshake. Once a Conn is closed, every call returns an error
+// satisfying errors.Is(err, net.ErrClosed); errors.As finds the cause in it: the peer's
+// *CloseError, the *ProtocolError the peer committed, or the I/O error.
+//
+// A peer that breaks the protocol is sent the matching close code before the connection
+// is dropped: 1002 for a malformed frame, 1007 for text that is not UTF-8, 1009 for a
+// message over the read limit. Text is checked as it arrives, so a bad message fails at
+// its first bad byte.
+//
+// # Limits
+//
+// A Conn accepts messages up to 1 MiB; SetReadLimit changes that. The limit is checked
+// against each frame's announced length before its payload is read or allocated. Control
+// frames carry at most 125 bytes. The opening handshake is bounded by the HTTP server's
+// limits on the server side and by the context given to Dial on the client side.
+//
+// # Origin
+//
+// Browsers let any page open a WebSocket to any host, sending the page's origin in the
+// Origin header (RFC 6455 §10.2). Accept refuses, with 403, a request whose Origin names
+// a host other than the request's own, unless AcceptOptions.OriginPatterns lists it.
+// Requests without Origin do not come from browsers and are accepted.
+//
+// # Buffers
+//
+// A Conn reads through a 4 KiB buffer (on a server, the one the HTTP server used for the
+// request) and builds the frames it sends in a 4 KiB buffer made on first write. Large
+// payloads bypass it: a server sends them with one writev of header and payload, and a
+// client masks them through the buffer a piece at a time, never touching the caller's
+// slice. Read returns a new slice for each message; Reader streams without one.
+//
+// # Compression
+//
+// The permessage-deflate extension (RFC 7692) is not negotiated yet: a Conn neither
+// offers nor accepts it, and frames with reserved bits set fail with 1002.
+package websocket

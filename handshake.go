@@ -1,0 +1,206 @@
+package websocket
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+)
+
+// AcceptOptions configures Accept. The zero value, like a nil pointer, is the default.
+type AcceptOptions struct {
+	// Subprotocols lists the subprotocols the server speaks, most preferred first. Accept
+	// chooses the first one the client also offered; with none in common, the connection
+	// is accepted without a subprotocol. Default: none.
+	Subprotocols []string
+
+	// OriginPatterns lists the hosts, besides the request's own Host, whose pages may
+	// connect: patterns in path.Match syntax matched against the host (and port) of the
+	// Origin header, ignoring case, such as "example.com", "*.example.com" or
+	// "localhost:*". Default: only the request's own host.
+	OriginPatterns []string
+
+	// InsecureSkipOriginCheck accepts requests from any Origin. It is dangerous: any web
+	// page a user visits could then open a connection carrying that user's cookies and
+	// credentials, and act on their behalf (cross-site WebSocket hijacking). Prefer
+	// OriginPatterns. Default: false.
+	InsecureSkipOriginCheck bool
+
+	// ResponseHeader holds extra headers for the 101 response, such as Set-Cookie.
+	// Headers that the handshake itself sets are ignored here. Default: none.
+	ResponseHeader http.Header
+}
+
+// acceptGUID is the fixed string RFC 6455 §1.3 appends to the key.
+const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// acceptKey computes the Sec-WebSocket-Accept value for a Sec-WebSocket-Key (§4.2.2).
+func acceptKey(key string) string {
+	sum := sha1.Sum([]byte(key + acceptGUID))
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// handshakeHeaders are set by the handshake itself, not from ResponseHeader.
+var handshakeHeaders = map[string]bool{
+	"Upgrade":                true,
+	"Connection":             true,
+	"Sec-Websocket-Accept":   true,
+	"Sec-Websocket-Protocol": true,
+}
+
+// Accept completes the server side of the opening handshake (RFC 6455 §4.2) and returns
+// the connection. It checks the request, takes the TCP connection over from the HTTP
+// server and answers 101 Switching Protocols on it; bytes the client sent right after its
+// request are kept for the Conn.
+//
+// If the request is not a valid WebSocket handshake, or comes from an Origin that is not
+// allowed, Accept answers with the matching HTTP status (400, 403, 405, 426 …) and a
+// plain-text reason, and returns a *HandshakeError. The ResponseWriter must not have been
+// written to, and must lead to an http.Hijacker, possibly through Unwrap methods.
+func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn, error) {
+	if opts == nil {
+		opts = &AcceptOptions{}
+	}
+	if err := checkRequest(w, r, opts); err != nil {
+		return nil, refuse(w, err)
+	}
+	protocol := selectSubprotocol(r.Header, opts.Subprotocols)
+
+	nc, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return nil, refuse(w, &HandshakeError{http.StatusInternalServerError, "cannot take over the connection: " + err.Error()})
+	}
+	// The HTTP server's read and write timeouts must not cut the WebSocket connection.
+	nc.SetDeadline(time.Time{})
+
+	var b bytes.Buffer
+	b.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ")
+	b.WriteString(acceptKey(r.Header.Get("Sec-WebSocket-Key")))
+	b.WriteString("\r\n")
+	if protocol != "" {
+		b.WriteString("Sec-WebSocket-Protocol: " + protocol + "\r\n")
+	}
+	// WriteSubset matches keys as spelled; a key written as in the RFC, such as
+	// "Sec-WebSocket-Protocol" in a map literal, is not in canonical form.
+	exclude := make(map[string]bool)
+	for k := range opts.ResponseHeader {
+		if handshakeHeaders[http.CanonicalHeaderKey(k)] {
+			exclude[k] = true
+		}
+	}
+	opts.ResponseHeader.WriteSubset(&b, exclude)
+	b.WriteString("\r\n")
+	if _, err := nc.Write(b.Bytes()); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("websocket: writing the handshake response: %w", err)
+	}
+	return newConn(nc, brw.Reader, false, protocol), nil
+}
+
+// checkRequest checks r against RFC 6455 §4.2.1 and the origin policy. It may set
+// response headers that go with its refusal.
+func checkRequest(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) *HandshakeError {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		return &HandshakeError{http.StatusMethodNotAllowed, "a WebSocket handshake uses the GET method"}
+	}
+	if !r.ProtoAtLeast(1, 1) {
+		return &HandshakeError{http.StatusHTTPVersionNotSupported, "a WebSocket handshake needs HTTP/1.1 or later"}
+	}
+	if !hasToken(r.Header, "Upgrade", "websocket") {
+		w.Header().Set("Upgrade", "websocket")
+		w.Header().Set("Connection", "Upgrade")
+		return &HandshakeError{http.StatusUpgradeRequired, `this endpoint speaks WebSocket only: the request lacks "Upgrade: websocket"`}
+	}
+	if !hasToken(r.Header, "Connection", "upgrade") {
+		return &HandshakeError{http.StatusBadRequest, `the request lacks "Connection: Upgrade"`}
+	}
+	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || v[0] != "13" {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		return &HandshakeError{http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version: only 13 is spoken"}
+	}
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	if len(keys) != 1 {
+		return &HandshakeError{http.StatusBadRequest, "the request needs exactly one Sec-WebSocket-Key"}
+	}
+	// RFC 6455 §4.1: the key is a base64-encoded random 16-byte value.
+	if k, err := base64.StdEncoding.DecodeString(keys[0]); err != nil || len(k) != 16 {
+		return &HandshakeError{http.StatusBadRequest, "Sec-WebSocket-Key is not the base64 encoding of 16 bytes"}
+	}
+	return checkOrigin(r, opts)
+}
+
+// checkOrigin applies RFC 6455 §10.2: browsers name the page's origin, and a server
+// accepts only the origins it trusts. A request without Origin does not come from a
+// browser page and is let through.
+func checkOrigin(r *http.Request, opts *AcceptOptions) *HandshakeError {
+	origin := r.Header.Get("Origin")
+	if origin == "" || opts.InsecureSkipOriginCheck {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return &HandshakeError{http.StatusForbidden, fmt.Sprintf("origin %q is not allowed", origin)}
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return nil
+	}
+	host := strings.ToLower(u.Host)
+	for _, p := range opts.OriginPatterns {
+		ok, err := path.Match(strings.ToLower(p), host)
+		if err != nil {
+			return &HandshakeError{http.StatusInternalServerError, fmt.Sprintf("bad origin pattern %q: %v", p, err)}
+		}
+		if ok {
+			return nil
+		}
+	}
+	return &HandshakeError{http.StatusForbidden, fmt.Sprintf("origin %q is not allowed: list its host in AcceptOptions.OriginPatterns", origin)}
+}
+
+// refuse writes the refusal as the HTTP response and returns it.
+func refuse(w http.ResponseWriter, err *HandshakeError) error {
+	http.Error(w, err.Reason, err.Status)
+	return err
+}
+
+// selectSubprotocol returns the first of ours that the client offered, or "".
+func selectSubprotocol(h http.Header, ours []string) string {
+	for _, p := range ours {
+		for _, offered := range headerTokens(h, "Sec-WebSocket-Protocol") {
+			if offered == p {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// headerTokens returns the comma-separated elements of every value of the header name.
+func headerTokens(h http.Header, name string) []string {
+	var tokens []string
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				tokens = append(tokens, t)
+			}
+		}
+	}
+	return tokens
+}
+
+// hasToken reports whether the header name lists token, ignoring case (RFC 7230 §6.1:
+// Connection: keep-alive, Upgrade).
+func hasToken(h http.Header, name, token string) bool {
+	for _, t := range headerTokens(h, name) {
+		if strings.EqualFold(t, token) {
+			return true
+		}
+	}
+	return false
+}

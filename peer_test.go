@@ -1,0 +1,244 @@
+package websocket
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// This file holds the test fixtures that put a Conn in front of a peer: a pair of Conns,
+// or a raw peer that sends whatever bytes a test wants and records the frames that come
+// back.
+
+// pipePair returns a server and a client Conn joined by net.Pipe.
+func pipePair(t *testing.T) (server, client *Conn) {
+	t.Helper()
+	a, b := net.Pipe()
+	server = newConn(a, bufio.NewReader(a), false, "")
+	client = newConn(b, bufio.NewReader(b), true, "")
+	t.Cleanup(func() {
+		server.CloseNow()
+		client.CloseNow()
+	})
+	return server, client
+}
+
+// frame is a frame as the raw peer saw or sends it, payload unmasked.
+type frame struct {
+	fin     bool
+	rsv     byte
+	op      opcode
+	payload []byte
+}
+
+// closeCode returns the status code of a close frame's payload, 1005 when it has none.
+func (f frame) closeCode() StatusCode {
+	if len(f.payload) < 2 {
+		return StatusNoStatusReceived
+	}
+	return StatusCode(binary.BigEndian.Uint16(f.payload))
+}
+
+// rawPeer is the other end of a Conn, written byte by byte by the test. A goroutine reads
+// every frame the Conn sends until the connection ends.
+type rawPeer struct {
+	t      *testing.T
+	nc     net.Conn
+	masks  bool         // the peer is a client: it masks what it sends
+	frames chan frame   // frames received, closed when the connection ends
+	ended  chan error   // why reading ended: io.EOF when the Conn closed TCP
+	conn   *Conn        // the Conn under test
+	reads  chan readOut // results of readLoop, when started
+	out    chan []byte  // bytes for the writing goroutine, in order
+}
+
+type readOut struct {
+	typ MessageType
+	msg []byte
+	err error
+}
+
+// newRawPeer puts a Conn in the given role in front of a raw peer.
+func newRawPeer(t *testing.T, connIsClient bool) *rawPeer {
+	t.Helper()
+	a, b := net.Pipe()
+	p := &rawPeer{
+		t:      t,
+		nc:     b,
+		masks:  !connIsClient,
+		frames: make(chan frame, 64),
+		ended:  make(chan error, 1),
+		conn:   newConn(a, bufio.NewReader(a), connIsClient, ""),
+		out:    make(chan []byte, 64),
+	}
+	p.conn.closeTimeout = time.Second
+	go p.receive()
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for b := range p.out {
+			// A Conn that has closed the connection makes this fail, which is not the
+			// test's concern: what the Conn answered is checked through its frames.
+			p.nc.Write(b)
+		}
+	}()
+	t.Cleanup(func() {
+		p.conn.CloseNow()
+		p.nc.Close()
+		close(p.out)
+		<-sent
+		for range p.frames {
+		}
+	})
+	return p
+}
+
+func (p *rawPeer) receive() {
+	defer close(p.frames)
+	br := bufio.NewReader(p.nc)
+	for {
+		f, err := readRawFrame(br)
+		if err != nil {
+			p.ended <- err
+			return
+		}
+		p.frames <- f
+	}
+}
+
+// readRawFrame reads one frame with the codec under test's parser, unmasking it.
+func readRawFrame(br *bufio.Reader) (frame, error) {
+	var hb [maxHeaderSize]byte
+	if _, err := io.ReadFull(br, hb[:2]); err != nil {
+		return frame{}, err
+	}
+	n := headerSize(hb[1])
+	if _, err := io.ReadFull(br, hb[2:n]); err != nil {
+		return frame{}, err
+	}
+	h, _, err := parseHeader(hb[:n])
+	if err != nil {
+		return frame{}, err
+	}
+	payload := make([]byte, h.length)
+	if _, err := io.ReadFull(br, payload); err != nil {
+		return frame{}, err
+	}
+	if h.masked {
+		mask(h.key, payload)
+	}
+	return frame{fin: h.fin, rsv: h.rsv, op: h.op, payload: payload}, nil
+}
+
+// encode returns the wire bytes of f as this peer sends it.
+func (p *rawPeer) encode(f frame) []byte {
+	return encodeFrame(f, p.masks, int64(len(f.payload)))
+}
+
+// encodeFrame builds a frame whose header announces length, masked with a fixed key
+// when masked is set.
+func encodeFrame(f frame, masked bool, length int64) []byte {
+	h := header{fin: f.fin, rsv: f.rsv, op: f.op, masked: masked, length: length, key: 0x12345678}
+	b := appendHeader(nil, h)
+	n := len(b)
+	b = append(b, f.payload...)
+	if masked {
+		mask(h.key, b[n:])
+	}
+	return b
+}
+
+// send writes the frames, each in its own write.
+func (p *rawPeer) send(frames ...frame) {
+	p.t.Helper()
+	for _, f := range frames {
+		p.write(p.encode(f))
+	}
+}
+
+// write queues raw bytes for the writing goroutine: net.Pipe has no buffer, and the test
+// must go on while the Conn reads them.
+func (p *rawPeer) write(b []byte) {
+	p.out <- b
+}
+
+// next returns the next frame the Conn sent, failing the test if the connection ended.
+func (p *rawPeer) next() frame {
+	p.t.Helper()
+	select {
+	case f, ok := <-p.frames:
+		require.True(p.t, ok, "connection ended while a frame was expected")
+		return f
+	case <-time.After(5 * time.Second):
+		require.FailNow(p.t, "no frame within 5s")
+	}
+	return frame{}
+}
+
+// expectClose asserts that the next frame is a close frame with code and that the Conn
+// then closed the TCP connection.
+func (p *rawPeer) expectClose(code StatusCode) frame {
+	p.t.Helper()
+	f := p.next()
+	require.Equal(p.t, opClose, f.op, "expected a close frame, got %v %q", f.op, f.payload)
+	require.Equal(p.t, code, f.closeCode(), "close reason: %q", f.payload)
+	p.expectEnd()
+	return f
+}
+
+// expectEnd asserts that the connection ends with no further frame.
+func (p *rawPeer) expectEnd() {
+	p.t.Helper()
+	select {
+	case f, ok := <-p.frames:
+		require.False(p.t, ok, "unexpected frame %v %q", f.op, f.payload)
+	case <-time.After(5 * time.Second):
+		require.FailNow(p.t, "connection still open after 5s")
+	}
+	require.ErrorIs(p.t, <-p.ended, io.EOF)
+}
+
+// readLoop reads messages from the Conn in a goroutine until an error, reporting each on
+// p.reads.
+func (p *rawPeer) readLoop() {
+	p.reads = make(chan readOut, 64)
+	go func() {
+		defer close(p.reads)
+		for {
+			typ, msg, err := p.conn.Read(context.Background())
+			p.reads <- readOut{typ, msg, err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+}
+
+// nextRead returns the next result of readLoop.
+func (p *rawPeer) nextRead() readOut {
+	p.t.Helper()
+	select {
+	case r, ok := <-p.reads:
+		require.True(p.t, ok, "read loop already ended")
+		return r
+	case <-time.After(5 * time.Second):
+		require.FailNow(p.t, "no read result within 5s")
+	}
+	return readOut{}
+}
+
+// protocolCode returns the close code of the *ProtocolError in err, or 0.
+func protocolCode(err error) StatusCode {
+	var pe *ProtocolError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return 0
+}

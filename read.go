@@ -1,0 +1,361 @@
+package websocket
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+)
+
+// readState is where the reader is in the frame stream.
+type readState struct {
+	frameLeft int64  // payload bytes of the current frame not read yet
+	key       uint32 // masking key of the current frame, rotated to the next byte
+	masked    bool
+	fin       bool // the current frame is the last of its message
+	open      bool // a message has frames or bytes not consumed yet
+	typ       MessageType
+	size      int64 // payload bytes of the open message so far
+	utf8      utf8Validator
+	ctx       context.Context // the context of the message reader handed out
+}
+
+// Read reads the next message whole and returns it in a new slice the caller owns.
+// It blocks until the message has arrived, ctx is done or the Conn closes; if another
+// goroutine is reading, it waits its turn. Whatever was left unread of the previous
+// message is discarded.
+//
+// If ctx ends the call between frames, Read returns ctx.Err() and the Conn stays usable;
+// if it ends it in the middle of a frame, the Conn is closed.
+func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
+	if err := c.lock(ctx, c.readLock); err != nil {
+		return 0, nil, err
+	}
+	defer unlock(c.readLock)
+	stop := c.watchRead(ctx)
+	typ, b, err := c.readMessage()
+	return typ, b, c.readResult(ctx, stop(), err)
+}
+
+func (c *Conn) readMessage() (MessageType, []byte, error) {
+	typ, err := c.beginMessage()
+	if err != nil {
+		return 0, nil, err
+	}
+	b := make([]byte, 0, c.room(0))
+	for {
+		if len(b) == cap(b) && c.rd.frameLeft > 0 {
+			b = slices.Grow(b, c.room(len(b)))
+		}
+		n, err := c.readPayload(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return typ, b, nil
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+	}
+}
+
+// room returns how much to allocate for the rest of the current frame when have bytes of
+// the message are held already. Under a read limit that is the whole frame, since the
+// limit bounds it; without one, a length field alone must not make Read allocate
+// whatever it says, so the buffer grows with the data that actually arrives.
+func (c *Conn) room(have int) int {
+	if c.readLimit.Load() > 0 {
+		return int(c.rd.frameLeft)
+	}
+	return int(min(c.rd.frameLeft, int64(max(have, 64<<10))))
+}
+
+// Reader waits for the next message like Read and returns a reader of its payload, which
+// streams it frame by frame without holding it whole. The reader is valid until the next
+// call of Reader or Read, which discards what it left unread. Its reads honour ctx as
+// Read does; they may be made from any one goroutine at a time.
+func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
+	if err := c.lock(ctx, c.readLock); err != nil {
+		return 0, nil, err
+	}
+	defer unlock(c.readLock)
+	stop := c.watchRead(ctx)
+	typ, err := c.beginMessage()
+	if err = c.readResult(ctx, stop(), err); err != nil {
+		return 0, nil, err
+	}
+	c.rd.ctx = ctx
+	return typ, &c.mr, nil
+}
+
+// messageReader is the io.Reader that Reader hands out; each Conn has one.
+type messageReader struct {
+	c *Conn
+}
+
+func (r *messageReader) Read(p []byte) (int, error) {
+	c := r.c
+	ctx := c.rd.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := c.lock(ctx, c.readLock); err != nil {
+		return 0, err
+	}
+	defer unlock(c.readLock)
+	if !c.rd.open {
+		return 0, io.EOF
+	}
+	stop := c.watchRead(ctx)
+	n, err := c.readPayload(p)
+	if err == io.EOF {
+		stop()
+		return n, io.EOF
+	}
+	return n, c.readResult(ctx, stop(), err)
+}
+
+// readResult turns what a read produced into what the caller sees. fired tells that ctx
+// cut the read short. Between frames that costs the caller nothing but ctx.Err(); in the
+// middle of a frame the stream can no longer be trusted to resume where the caller
+// expects, so the Conn is closed. Any other error fails the Conn, with a close frame
+// when the peer broke the protocol.
+func (c *Conn) readResult(ctx context.Context, fired bool, err error) error {
+	if err == nil {
+		return nil
+	}
+	if c.isClosed() {
+		return c.closedErr()
+	}
+	if fired {
+		if c.rd.frameLeft == 0 {
+			return ctx.Err()
+		}
+		return c.fail(ctx.Err(), 0)
+	}
+	var pe *ProtocolError
+	if errors.As(err, &pe) {
+		return c.fail(pe, pe.Code)
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF // the peer left without a close frame
+	}
+	return c.fail(err, 0)
+}
+
+// beginMessage discards what is left of the open message and reads up to the first data
+// frame of the next one.
+func (c *Conn) beginMessage() (MessageType, error) {
+	if c.rd.open {
+		if err := c.discardMessage(); err != nil {
+			return 0, err
+		}
+	}
+	h, err := c.nextDataFrame()
+	if err != nil {
+		return 0, err
+	}
+	if h.op == opContinuation {
+		// RFC 6455 §5.4: a continuation frame continues nothing here.
+		return 0, protocolError(StatusProtocolError, "continuation frame with no message to continue")
+	}
+	c.rd.open = true
+	c.rd.typ = MessageType(h.op)
+	c.rd.size = 0
+	c.rd.utf8 = utf8Validator{}
+	return c.rd.typ, c.startFrame(h)
+}
+
+// startFrame makes h the current frame of the open message, after checking the message
+// stays under the read limit: before any of its payload is read or allocated.
+func (c *Conn) startFrame(h header) error {
+	c.rd.size += h.length
+	if limit := c.readLimit.Load(); limit > 0 && c.rd.size > limit {
+		return &ProtocolError{
+			Code:   StatusMessageTooBig,
+			Reason: fmt.Sprintf("message of %d bytes or more exceeds the read limit of %d bytes; raise it with Conn.SetReadLimit", c.rd.size, limit),
+			err:    ErrMessageTooBig,
+		}
+	}
+	c.rd.frameLeft = h.length
+	c.rd.key = h.key
+	c.rd.masked = h.masked
+	c.rd.fin = h.fin
+	return nil
+}
+
+// readPayload reads payload of the open message into p, moving on to its next frame when
+// the current one is done. It returns io.EOF once the message is complete.
+func (c *Conn) readPayload(p []byte) (int, error) {
+	for c.rd.frameLeft == 0 {
+		if c.rd.fin {
+			return 0, c.endMessage()
+		}
+		h, err := c.nextDataFrame()
+		if err != nil {
+			return 0, err
+		}
+		if h.op != opContinuation {
+			// RFC 6455 §5.4: frames of different messages MUST NOT interleave.
+			return 0, protocolError(StatusProtocolError, fmt.Sprintf("%v frame inside a fragmented message", h.op))
+		}
+		if err := c.startFrame(h); err != nil {
+			return 0, err
+		}
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if int64(len(p)) > c.rd.frameLeft {
+		p = p[:c.rd.frameLeft]
+	}
+	n, err := c.br.Read(p)
+	if n > 0 {
+		if err := c.consumed(p[:n]); err != nil {
+			return 0, err
+		}
+	}
+	if err != nil {
+		return n, err
+	}
+	if c.rd.frameLeft == 0 && c.rd.fin {
+		if err := c.endMessage(); err != io.EOF {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// consumed unmasks and checks b, payload just taken from the stream.
+func (c *Conn) consumed(b []byte) error {
+	c.rd.frameLeft -= int64(len(b))
+	if c.rd.masked {
+		c.rd.key = mask(c.rd.key, b)
+	}
+	// RFC 6455 §8.1: fail as soon as the text cannot be UTF-8 any more.
+	if c.rd.typ == MessageText && !c.rd.utf8.write(b) {
+		return protocolError(StatusInvalidFramePayloadData, "text message is not valid UTF-8")
+	}
+	return nil
+}
+
+// endMessage closes the message whose last frame has been read. It returns io.EOF, or an
+// error if the message's text ends in the middle of a code point.
+func (c *Conn) endMessage() error {
+	if c.rd.typ == MessageText && !c.rd.utf8.complete() {
+		return protocolError(StatusInvalidFramePayloadData, "text message ends inside a UTF-8 sequence")
+	}
+	c.rd.open = false
+	return io.EOF
+}
+
+// discardMessage skips the rest of the open message. Its payload is unmasked in the read
+// buffer and checked as if it were read, so a bad message fails the Conn either way.
+func (c *Conn) discardMessage() error {
+	for {
+		if c.rd.frameLeft == 0 {
+			if _, err := c.readPayload(nil); err != nil {
+				if err == io.EOF {
+					return nil
+				}
+				return err
+			}
+			continue
+		}
+		// Take what is buffered, or wait for more.
+		n := c.br.Buffered()
+		if n == 0 {
+			n = 1
+		}
+		n = int(min(int64(n), c.rd.frameLeft))
+		b, err := c.br.Peek(n)
+		if len(b) > 0 {
+			if err := c.consumed(b); err != nil {
+				return err
+			}
+			c.br.Discard(len(b))
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// nextDataFrame reads frames until the header of a data frame, handling the control
+// frames it meets on the way. On return, the header has been consumed and the payload
+// has not.
+func (c *Conn) nextDataFrame() (header, error) {
+	for {
+		h, n, err := c.peekHeader()
+		if err != nil {
+			return header{}, err
+		}
+		if !h.op.isControl() {
+			c.br.Discard(n)
+			return h, nil
+		}
+		// Control payloads are at most 125 bytes: take the whole frame at once so that a
+		// read cut short leaves nothing half-consumed.
+		b, err := c.br.Peek(n + int(h.length))
+		if err != nil {
+			return header{}, err
+		}
+		payload := c.ctrl[:copy(c.ctrl[:], b[n:])]
+		c.br.Discard(len(b))
+		if h.masked {
+			mask(h.key, payload)
+		}
+		if err := c.handleControl(h.op, payload); err != nil {
+			return header{}, err
+		}
+	}
+}
+
+// peekHeader decodes the next frame header without consuming it and checks it against
+// this side's role and extensions.
+func (c *Conn) peekHeader() (header, int, error) {
+	b, err := c.br.Peek(2)
+	if err != nil {
+		return header{}, 0, err
+	}
+	if n := headerSize(b[1]); n > 2 {
+		if b, err = c.br.Peek(n); err != nil {
+			return header{}, 0, err
+		}
+	}
+	h, n, err := parseHeader(b)
+	if err != nil {
+		return header{}, 0, err
+	}
+	if h.rsv != 0 {
+		// RFC 6455 §5.2: RSV bits MUST be 0 unless an extension defines them.
+		return header{}, 0, protocolError(StatusProtocolError, "frame has reserved bits set and no extension was negotiated")
+	}
+	if h.masked == c.client {
+		// RFC 6455 §5.1: clients mask every frame, servers none.
+		if c.client {
+			return header{}, 0, protocolError(StatusProtocolError, "server sent a masked frame")
+		}
+		return header{}, 0, protocolError(StatusProtocolError, "client sent an unmasked frame")
+	}
+	return h, n, nil
+}
+
+// handleControl acts on a control frame received while reading.
+func (c *Conn) handleControl(op opcode, payload []byte) error {
+	switch op {
+	case opPing:
+		// RFC 6455 §5.5.2: answer with a pong carrying the same payload, unless our close
+		// frame has gone out: nothing may follow it (§5.5.1).
+		err := c.writeControl(context.Background(), opPong, payload)
+		if errors.Is(err, errCloseSent) {
+			return nil
+		}
+		return err
+	case opPong:
+		c.gotPong(payload)
+		return nil
+	default: // opClose: parseHeader let no other control opcode through.
+		return c.receivedClose(payload)
+	}
+}

@@ -1,0 +1,271 @@
+package websocket
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"time"
+)
+
+// writeBufferSize is the payload room of the buffer data frames are built in. A Writer
+// sends a frame each time it fills; Write sends a larger payload without copying it (on a
+// server) or masks it through the buffer in pieces (on a client).
+const writeBufferSize = 4096
+
+var (
+	errCloseSent      = &closedError{cause: errors.New("close frame already sent")}
+	errWriterClosed   = fmt.Errorf("websocket: message writer already closed: %w", net.ErrClosed)
+	errBadMessageType = errors.New("websocket: message type must be MessageText or MessageBinary")
+)
+
+// Write sends p as one message in a single frame. It blocks until the frame is written,
+// ctx is done or the Conn closes, and waits for any message other goroutines are sending
+// to be complete first. It never modifies p. It is safe for concurrent use.
+//
+// If ctx ends the call before any byte went out, Write returns ctx.Err() and the Conn stays
+// usable; once a frame is partly written, the Conn is closed.
+func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
+	if typ != MessageText && typ != MessageBinary {
+		return errBadMessageType
+	}
+	if err := c.lock(ctx, c.msgLock); err != nil {
+		return err
+	}
+	defer unlock(c.msgLock)
+	return c.writeFrame(ctx, true, opcode(typ), p)
+}
+
+// Writer starts a message and returns a writer for its payload; the message ends when
+// the writer is closed. Until then, other goroutines' messages wait, while control frames
+// (pongs, a close) may still go out between its frames. Each time the writer's 4 KiB
+// buffer fills, it is sent as a frame. Writes honour ctx as Write does. The writer is
+// not safe for concurrent use; the Conn is.
+func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, error) {
+	if typ != MessageText && typ != MessageBinary {
+		return nil, errBadMessageType
+	}
+	if err := c.lock(ctx, c.msgLock); err != nil {
+		return nil, err
+	}
+	if c.isClosed() {
+		unlock(c.msgLock)
+		return nil, c.closedErr()
+	}
+	return &messageWriter{c: c, ctx: ctx, op: opcode(typ)}, nil
+}
+
+// messageWriter streams one message. It holds c.msgLock from Writer to Close.
+type messageWriter struct {
+	c      *Conn
+	ctx    context.Context
+	op     opcode // opcode of the next frame: the message type, then continuation
+	n      int    // payload bytes waiting in c.wbuf
+	closed bool
+}
+
+func (w *messageWriter) Write(p []byte) (int, error) {
+	if w.closed {
+		return 0, errWriterClosed
+	}
+	c := w.c
+	written := 0
+	for len(p) > 0 {
+		if w.n == 0 && len(p) >= writeBufferSize {
+			// Nothing buffered and more than a buffer to send: frame p as it is.
+			if err := c.writeFrame(w.ctx, false, w.op, p); err != nil {
+				return written, err
+			}
+			w.op = opContinuation
+			return written + len(p), nil
+		}
+		if w.n == writeBufferSize {
+			if err := w.flush(false); err != nil {
+				return written, err
+			}
+		}
+		m := copy(c.buffer()[maxHeaderSize+w.n:], p)
+		w.n += m
+		written += m
+		p = p[m:]
+	}
+	return written, nil
+}
+
+// Close sends what is buffered as the message's final frame and lets the next message go.
+func (w *messageWriter) Close() error {
+	if w.closed {
+		return errWriterClosed
+	}
+	w.closed = true
+	defer unlock(w.c.msgLock)
+	return w.flush(true)
+}
+
+func (w *messageWriter) flush(fin bool) error {
+	err := w.c.sendBuffered(w.ctx, fin, w.op, w.n)
+	w.op = opContinuation
+	w.n = 0
+	return err
+}
+
+// buffer returns the data frame buffer: header room, then writeBufferSize of payload. It
+// is made on first use, so a Conn that never sends data holds none.
+func (c *Conn) buffer() []byte {
+	if c.wbuf == nil {
+		c.wbuf = make([]byte, maxHeaderSize+writeBufferSize)
+	}
+	return c.wbuf
+}
+
+// writeFrame sends p as one data frame. The caller holds msgLock.
+func (c *Conn) writeFrame(ctx context.Context, fin bool, op opcode, p []byte) error {
+	if len(p) <= writeBufferSize {
+		copy(c.buffer()[maxHeaderSize:], p)
+		return c.sendBuffered(ctx, fin, op, len(p))
+	}
+	if err := c.lockFrame(ctx); err != nil {
+		return err
+	}
+	defer unlock(c.frameLock)
+	stop := c.watchWrite(ctx)
+	h := header{fin: fin, op: op, length: int64(len(p)), masked: c.client}
+	var wrote int64
+	var err error
+	if !c.client {
+		// One writev of the header and the caller's bytes: no copy.
+		bufs := net.Buffers{appendHeader(c.buffer()[:0], h), p}
+		wrote, err = bufs.WriteTo(c.nc)
+	} else {
+		// Mask into our own buffer, never into p, a piece at a time.
+		h.key = rand.Uint32()
+		buf := c.buffer()
+		off := len(appendHeader(buf[:0], h))
+		key := h.key
+		for len(p) > 0 && err == nil {
+			m := copy(buf[off:], p)
+			key = mask(key, buf[off:off+m])
+			var n int
+			n, err = c.nc.Write(buf[:off+m])
+			wrote += int64(n)
+			p = p[m:]
+			off = 0
+		}
+	}
+	return c.writeResult(ctx, stop(), wrote, err)
+}
+
+// sendBuffered sends the n payload bytes waiting in the buffer as one frame, with its
+// header in the room before them: one write system call. The caller holds msgLock.
+func (c *Conn) sendBuffered(ctx context.Context, fin bool, op opcode, n int) error {
+	buf := c.buffer()
+	h := header{fin: fin, op: op, length: int64(n), masked: c.client}
+	if c.client {
+		h.key = rand.Uint32()
+		mask(h.key, buf[maxHeaderSize:maxHeaderSize+n])
+	}
+	start := maxHeaderSize - encodedHeaderSize(h.length, h.masked)
+	appendHeader(buf[start:start], h)
+
+	if err := c.lockFrame(ctx); err != nil {
+		return err
+	}
+	defer unlock(c.frameLock)
+	stop := c.watchWrite(ctx)
+	wrote, err := c.nc.Write(buf[start : maxHeaderSize+n])
+	return c.writeResult(ctx, stop(), int64(wrote), err)
+}
+
+// writeControl sends a control frame. It may run while another goroutine is in the middle
+// of a message: it only needs the frame lock.
+func (c *Conn) writeControl(ctx context.Context, op opcode, payload []byte) error {
+	if err := c.lockFrame(ctx); err != nil {
+		return err
+	}
+	defer unlock(c.frameLock)
+	stop := c.watchWrite(ctx)
+	wrote, err := c.nc.Write(c.controlFrame(op, payload))
+	return c.writeResult(ctx, stop(), int64(wrote), err)
+}
+
+// controlFrame builds a control frame in c.cbuf. The caller holds frameLock.
+func (c *Conn) controlFrame(op opcode, payload []byte) []byte {
+	h := header{fin: true, op: op, length: int64(len(payload)), masked: c.client}
+	if c.client {
+		h.key = rand.Uint32()
+	}
+	b := appendHeader(c.cbuf[:0], h)
+	n := len(b)
+	b = append(b, payload...)
+	if c.client {
+		mask(h.key, b[n:])
+	}
+	return b
+}
+
+// lockFrame takes the frame lock for one frame, unless our close frame has gone out:
+// nothing may follow it (RFC 6455 §5.5.1).
+func (c *Conn) lockFrame(ctx context.Context) error {
+	if err := c.lock(ctx, c.frameLock); err != nil {
+		return err
+	}
+	if c.closeSent {
+		unlock(c.frameLock)
+		if c.isClosed() {
+			return c.closedErr()
+		}
+		return errCloseSent
+	}
+	return nil
+}
+
+// writeResult turns what a frame write produced into what the caller sees. A write that
+// ctx stopped before any byte left costs only ctx.Err(); a frame cut in half leaves the
+// stream unusable, so the Conn is closed.
+func (c *Conn) writeResult(ctx context.Context, fired bool, wrote int64, err error) error {
+	if err == nil {
+		return nil
+	}
+	if c.isClosed() {
+		return c.closedErr()
+	}
+	if fired {
+		if wrote == 0 {
+			return ctx.Err()
+		}
+		err = ctx.Err()
+	}
+	c.teardown(err)
+	return c.closedErr()
+}
+
+// sendClose sends a close frame with code and reason, once: it returns errCloseSent if one
+// went out already. It waits at most the close timeout, for the frame lock and for the
+// write, so a stuck peer cannot hold up closing.
+func (c *Conn) sendClose(code StatusCode, reason string) error {
+	var pb [maxControlPayload]byte
+	payload, err := appendClosePayload(pb[:0], code, reason)
+	if err != nil {
+		return err
+	}
+	timer := time.NewTimer(c.closeTimeout)
+	defer timer.Stop()
+	select {
+	case c.frameLock <- struct{}{}:
+	case <-timer.C:
+		return fmt.Errorf("websocket: no close frame sent: a write held the connection for %v", c.closeTimeout)
+	case <-c.closed:
+		return c.closedErr()
+	}
+	defer unlock(c.frameLock)
+	if c.closeSent {
+		return errCloseSent
+	}
+	c.closeSent = true
+	c.nc.SetWriteDeadline(time.Now().Add(c.closeTimeout))
+	_, err = c.nc.Write(c.controlFrame(opClose, payload))
+	c.nc.SetWriteDeadline(time.Time{})
+	return err
+}
