@@ -114,7 +114,7 @@ func parseClosePayload(p []byte) (*CloseError, error) {
 }
 
 // appendClosePayload appends the payload of a close frame with code and reason. A code of
-// 1005 gives an empty payload. It checks what Close's caller controls.
+// 1005 with no reason gives an empty payload. It checks what Close's caller controls.
 func appendClosePayload(b []byte, code StatusCode, reason string) ([]byte, error) {
 	if code == StatusNoStatusReceived && reason == "" {
 		return b, nil

@@ -36,8 +36,12 @@ type DialOptions struct {
 	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-// maxErrorBody bounds how much of a refusing response's body Dial keeps.
-const maxErrorBody = 1024
+// maxErrorBody bounds how much of a refusing response's body Dial keeps, and
+// errorBodyTimeout how long it waits for it.
+const (
+	maxErrorBody     = 1024
+	errorBodyTimeout = time.Second
+)
 
 // Dial opens a WebSocket connection to url, a ws:// or wss:// URL, and runs the client
 // side of the opening handshake (RFC 6455 §4.1). ctx bounds the whole of it: connecting,
@@ -92,9 +96,9 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 
 // handshake runs TLS, if asked for, and the opening handshake on nc.
 func handshake(ctx context.Context, nc net.Conn, u *url.URL, opts *DialOptions) (*Conn, *http.Response, error) {
-	// ctx's deadline is enforced here too, not as a deadline on nc: a deadline on nc can
-	// expire before ctx reports it, and the error would then not match ctx.Err(). The
-	// TCP connection is captured because nc becomes the TLS conn below.
+	// ctx's end, its deadline included, interrupts the I/O below through AfterFunc. A
+	// deadline set on nc instead can expire before ctx reports it, and the error would not
+	// match ctx.Err(). The func keeps the TCP conn: nc becomes the TLS conn below.
 	tcp := nc
 	stop := context.AfterFunc(ctx, func() { tcp.SetDeadline(aLongTimeAgo) })
 	defer stop()
@@ -107,6 +111,8 @@ func handshake(ctx context.Context, nc net.Conn, u *url.URL, opts *DialOptions) 
 		if cfg.ServerName == "" {
 			cfg.ServerName = u.Hostname()
 		}
+		// The handshake is HTTP/1.1: a server must not pick h2 from our ALPN list.
+		cfg.NextProtos = []string{"http/1.1"}
 		tc := tls.Client(nc, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return nil, nil, fmt.Errorf("websocket: %w", err)
@@ -155,6 +161,8 @@ func handshake(ctx context.Context, nc net.Conn, u *url.URL, opts *DialOptions) 
 		return nil, nil, fmt.Errorf("websocket: reading the handshake response: %w", err)
 	}
 	if err := checkResponse(resp, key, opts.Subprotocols); err != nil {
+		// A body without a length that the server never ends must not hold Dial up.
+		tcp.SetReadDeadline(time.Now().Add(errorBodyTimeout))
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		resp.Body.Close()
 		resp.Body = io.NopCloser(bytes.NewReader(body))

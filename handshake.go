@@ -51,6 +51,8 @@ var handshakeHeaders = map[string]bool{
 	"Connection":             true,
 	"Sec-Websocket-Accept":   true,
 	"Sec-Websocket-Protocol": true,
+	// No extension is negotiated: announcing one would make the client expect it.
+	"Sec-Websocket-Extensions": true,
 }
 
 // Accept completes the server side of the opening handshake (RFC 6455 §4.2) and returns
@@ -147,10 +149,11 @@ func checkOrigin(r *http.Request, opts *AcceptOptions) *HandshakeError {
 	if err != nil || u.Host == "" {
 		return &HandshakeError{http.StatusForbidden, fmt.Sprintf("origin %q is not allowed", origin)}
 	}
-	if strings.EqualFold(u.Host, r.Host) {
+	host := strings.ToLower(u.Host)
+	// Browsers leave the default port out of Origin; some clients write it in Host.
+	if host == stripDefaultPort(strings.ToLower(r.Host), u.Scheme) {
 		return nil
 	}
-	host := strings.ToLower(u.Host)
 	for _, p := range opts.OriginPatterns {
 		ok, err := path.Match(strings.ToLower(p), host)
 		if err != nil {
@@ -161,6 +164,17 @@ func checkOrigin(r *http.Request, opts *AcceptOptions) *HandshakeError {
 		}
 	}
 	return &HandshakeError{http.StatusForbidden, fmt.Sprintf("origin %q is not allowed: list its host in AcceptOptions.OriginPatterns", origin)}
+}
+
+// stripDefaultPort removes the port of host when it is the default one of scheme.
+func stripDefaultPort(host, scheme string) string {
+	switch {
+	case scheme == "http" && strings.HasSuffix(host, ":80"):
+		return strings.TrimSuffix(host, ":80")
+	case scheme == "https" && strings.HasSuffix(host, ":443"):
+		return strings.TrimSuffix(host, ":443")
+	}
+	return host
 }
 
 // refuse writes the refusal as the HTTP response and returns it.
