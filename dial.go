@@ -32,8 +32,17 @@ type DialOptions struct {
 	// taken from the URL when the config does not set it.
 	TLSConfig *tls.Config
 
-	// NetDialContext opens the TCP connection. Default: a net.Dialer's DialContext.
+	// NetDialContext opens the TCP connection, to the server or to the proxy. Default: a
+	// net.Dialer's DialContext.
 	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// Proxy returns the proxy for a request, as http.Transport's Proxy does: an http:// or
+	// https:// proxy, through which Dial opens a tunnel with CONNECT (with basic
+	// authentication when the proxy URL carries a user), or nil for a direct connection.
+	// Dial asks it with the URL's scheme given as http or https. Default:
+	// http.ProxyFromEnvironment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY); a func returning nil
+	// turns proxies off.
+	Proxy func(*http.Request) (*url.URL, error)
 }
 
 // maxErrorBody bounds how much of a refusing response's body Dial keeps, and
@@ -75,13 +84,9 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		addr = net.JoinHostPort(u.Hostname(), port)
 	}
 
-	dial := opts.NetDialContext
-	if dial == nil {
-		dial = (&net.Dialer{}).DialContext
-	}
-	nc, err := dial(ctx, "tcp", addr)
+	nc, err := dialTCP(ctx, u, addr, opts)
 	if err != nil {
-		return nil, nil, fmt.Errorf("websocket: %w", err)
+		return nil, nil, err
 	}
 	c, resp, err := handshake(ctx, nc, u, opts)
 	if err != nil {

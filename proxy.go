@@ -1,0 +1,138 @@
+package websocket
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+)
+
+// dialTCP opens the byte stream to addr that the handshake runs on: directly, or through
+// a tunnel the proxy chosen by opts opens.
+func dialTCP(ctx context.Context, u *url.URL, addr string, opts *DialOptions) (net.Conn, error) {
+	dial := opts.NetDialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	proxy := opts.Proxy
+	if proxy == nil {
+		proxy = http.ProxyFromEnvironment
+	}
+	scheme := "http"
+	if u.Scheme == "wss" {
+		scheme = "https"
+	}
+	pu, err := proxy(&http.Request{URL: &url.URL{Scheme: scheme, Host: u.Host}})
+	if err != nil {
+		return nil, fmt.Errorf("websocket: choosing a proxy: %w", err)
+	}
+	if pu == nil {
+		nc, err := dial(ctx, "tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("websocket: %w", err)
+		}
+		return nc, nil
+	}
+	return dialProxy(ctx, dial, pu, addr, opts.TLSConfig)
+}
+
+// dialProxy asks the proxy at pu for a tunnel to addr with the CONNECT method (RFC 9110
+// §9.3.6).
+func dialProxy(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), pu *url.URL, addr string, tlsConfig *tls.Config) (net.Conn, error) {
+	port := ""
+	switch pu.Scheme {
+	case "http":
+		port = "80"
+	case "https":
+		port = "443"
+	default:
+		return nil, fmt.Errorf("websocket: proxy scheme %q is not http or https", pu.Scheme)
+	}
+	proxyAddr := pu.Host
+	if pu.Port() == "" {
+		proxyAddr = net.JoinHostPort(pu.Hostname(), port)
+	}
+	nc, err := dial(ctx, "tcp", proxyAddr)
+	if err != nil {
+		return nil, fmt.Errorf("websocket: proxy: %w", err)
+	}
+	tunnel, err := connect(ctx, nc, pu, addr, tlsConfig)
+	if err != nil {
+		nc.Close()
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return nil, fmt.Errorf("websocket: proxy %s: %w", pu.Host, err)
+	}
+	return tunnel, nil
+}
+
+func connect(ctx context.Context, nc net.Conn, pu *url.URL, addr string, tlsConfig *tls.Config) (net.Conn, error) {
+	tcp := nc
+	stop := context.AfterFunc(ctx, func() { tcp.SetDeadline(aLongTimeAgo) })
+	defer stop()
+
+	if pu.Scheme == "https" {
+		cfg := tlsConfig.Clone()
+		if cfg == nil {
+			cfg = &tls.Config{}
+		}
+		cfg.ServerName = pu.Hostname()
+		cfg.NextProtos = []string{"http/1.1"}
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, err
+		}
+		nc = tc
+	}
+
+	req := &http.Request{
+		Method: http.MethodConnect,
+		URL:    &url.URL{Host: addr},
+		Host:   addr,
+		Header: make(http.Header),
+	}
+	if pu.User != nil {
+		password, _ := pu.User.Password()
+		credentials := pu.User.Username() + ":" + password
+		req.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(credentials)))
+	}
+	bw := bufio.NewWriter(nc)
+	if err := req.Write(bw); err != nil {
+		return nil, err
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, err
+	}
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, &HandshakeError{Status: resp.StatusCode, Reason: fmt.Sprintf("proxy answered CONNECT with %q", resp.Status)}
+	}
+	if !stop() {
+		return nil, ctx.Err()
+	}
+	if br.Buffered() > 0 {
+		// The tunnel's first bytes came with the proxy's answer; the server speaks only
+		// after our request, but keep them rather than lose them.
+		return &prefixConn{Conn: nc, r: br}, nil
+	}
+	return nc, nil
+}
+
+// prefixConn is a connection whose first bytes were read ahead into a buffer.
+type prefixConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
