@@ -56,7 +56,7 @@ type Conn struct {
 
 	// Writing. msgLock keeps messages whole; frameLock keeps frames whole.
 	msgLock   chan struct{}
-	wbuf      []byte // data frames are built here; owned by the msgLock holder
+	wbuf      *[maxHeaderSize + writeBufferSize]byte // data frames are built here; owned by the msgLock holder, pooled
 	mw        messageWriter
 	frameLock chan struct{}
 	cbuf      [maxHeaderSize + maxControlPayload]byte // control frames; owned by the frameLock holder

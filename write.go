@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -35,6 +36,7 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 		return err
 	}
 	defer unlock(c.msgLock)
+	defer c.releaseBuffer()
 	return c.writeFrame(ctx, true, opcode(typ), p)
 }
 
@@ -101,6 +103,7 @@ func (w *messageWriter) Close() error {
 	}
 	w.closed = true
 	defer unlock(w.c.msgLock)
+	defer w.c.releaseBuffer()
 	return w.flush(true)
 }
 
@@ -111,13 +114,25 @@ func (w *messageWriter) flush(fin bool) error {
 	return err
 }
 
-// buffer returns the data frame buffer: header room, then writeBufferSize of payload. It
-// is made on first use, so a Conn that never sends data holds none.
+// writeBuffers holds the buffers data frames are built in while no message is being
+// sent, so that idle connections hold none.
+var writeBuffers = sync.Pool{New: func() any { return new([maxHeaderSize + writeBufferSize]byte) }}
+
+// buffer returns the data frame buffer: header room, then writeBufferSize of payload. The
+// msgLock holder takes it from the pool on first use and gives it back with
+// releaseBuffer when its message is sent.
 func (c *Conn) buffer() []byte {
 	if c.wbuf == nil {
-		c.wbuf = make([]byte, maxHeaderSize+writeBufferSize)
+		c.wbuf = writeBuffers.Get().(*[maxHeaderSize + writeBufferSize]byte)
 	}
-	return c.wbuf
+	return c.wbuf[:]
+}
+
+func (c *Conn) releaseBuffer() {
+	if c.wbuf != nil {
+		writeBuffers.Put(c.wbuf)
+		c.wbuf = nil
+	}
 }
 
 // writeFrame sends p as one data frame. The caller holds msgLock.
@@ -135,8 +150,9 @@ func (c *Conn) writeFrame(ctx context.Context, fin bool, op opcode, p []byte) er
 	var wrote int64
 	var err error
 	if !c.client {
-		// One writev of the header and the caller's bytes: no copy.
-		bufs := net.Buffers{appendHeader(c.buffer()[:0], h), p}
+		// One writev of the header and the caller's bytes: no copy. The header goes in
+		// the control frame buffer, which the frame lock makes ours.
+		bufs := net.Buffers{appendHeader(c.cbuf[:0], h), p}
 		wrote, err = bufs.WriteTo(c.nc)
 	} else {
 		// Mask into our own buffer, never into p, a piece at a time.
