@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -209,7 +208,9 @@ func (c *Conn) receivedClose(payload []byte) error {
 	if c.client {
 		// RFC 6455 §7.1.1: the server closes TCP first. Give it the close timeout to do so.
 		c.nc.SetReadDeadline(time.Now().Add(c.closeTimeout))
-		io.Copy(io.Discard, c.br)
+		for c.rb.discard(c.rb.buffered()); c.rb.fill() == nil; {
+			c.rb.discard(c.rb.buffered())
+		}
 	}
 	c.teardown(ce)
 	return ce

@@ -41,7 +41,7 @@ const defaultReadLimit = 1 << 20
 // message being streamed. Reading is done by one goroutine at a time; a second one waits.
 type Conn struct {
 	nc          net.Conn
-	br          *bufio.Reader
+	rb          readBuffer
 	client      bool // masks the frames it sends and expects unmasked ones (RFC 6455 §5.1)
 	subprotocol string
 
@@ -76,7 +76,6 @@ type Conn struct {
 func newConn(nc net.Conn, br *bufio.Reader, client bool, subprotocol string) *Conn {
 	c := &Conn{
 		nc:           nc,
-		br:           br,
 		client:       client,
 		subprotocol:  subprotocol,
 		closeTimeout: defaultCloseTimeout,
@@ -85,6 +84,12 @@ func newConn(nc net.Conn, br *bufio.Reader, client bool, subprotocol string) *Co
 		frameLock:    make(chan struct{}, 1),
 		closed:       make(chan struct{}),
 	}
+	var prefix []byte
+	if br != nil {
+		// What the handshake read ahead belongs to the WebSocket stream.
+		prefix, _ = br.Peek(br.Buffered())
+	}
+	c.rb = newReadBuffer(nc, prefix)
 	c.readLimit.Store(defaultReadLimit)
 	c.mr.c = c
 	c.mw.c = c

@@ -645,6 +645,31 @@ func TestPeerVanishes(t *testing.T) {
 	assert.Equal(t, StatusCode(-1), CloseStatus(r.err))
 }
 
+// TestPeerVanishesMidFrame checks that the end of the stream inside a frame is an error,
+// never the end of a shorter message.
+func TestPeerVanishesMidFrame(t *testing.T) {
+	whole := encodeFrame(frame{fin: true, op: opText, payload: []byte("Hello")}, true, 5)
+	for cut := 1; cut < len(whole); cut++ {
+		for _, streaming := range []bool{false, true} {
+			wc := &wireConn{r: bytes.NewReader(whole[:cut])}
+			c := newConn(wc, nil, false, "")
+			var err error
+			if streaming {
+				var r io.Reader
+				if _, r, err = c.Reader(context.Background()); err == nil {
+					_, err = io.ReadAll(r)
+				}
+			} else {
+				var msg []byte
+				_, msg, err = c.Read(context.Background())
+				assert.Nil(t, msg, "cut at %d", cut)
+			}
+			assert.ErrorIs(t, err, io.ErrUnexpectedEOF, "cut at %d, streaming=%v", cut, streaming)
+			assert.ErrorIs(t, err, net.ErrClosed, "cut at %d, streaming=%v", cut, streaming)
+		}
+	}
+}
+
 func TestCloseNowUnblocksReadAndWrite(t *testing.T) {
 	server, _ := pipePair(t)
 	readErr := make(chan error, 1)

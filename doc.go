@@ -72,10 +72,13 @@
 //
 // # Buffers
 //
-// A Conn reads through a 4 KiB buffer (on a server, the one the HTTP server used for the
-// request) and builds the frames it sends in a 4 KiB buffer made on first write. Large
-// payloads bypass it: a server sends them with one writev of header and payload, and a
-// client masks them through the buffer a piece at a time, never touching the caller's
+// A Conn holds no buffer while it is idle. It reads through a 4 KiB buffer taken from a
+// pool when bytes arrive and given back once they are consumed; on TCP and Unix sockets
+// it even waits for the peer's bytes without one (on TLS connections the buffer is held
+// while a read waits). It builds the frames it sends in a 4 KiB buffer taken for the
+// message and given back after it. Large payloads bypass both: a server sends them with
+// one writev of header and payload, a client masks them through the buffer a piece at a
+// time, never touching the caller's slice, and large reads go straight into the caller's
 // slice. Read returns a new slice for each message; Reader streams without one.
 //
 // # Compression

@@ -137,9 +137,6 @@ func (c *Conn) readResult(ctx context.Context, fired bool, err error) error {
 	if errors.As(err, &pe) {
 		return c.fail(pe, pe.Code)
 	}
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF // the peer left without a close frame
-	}
 	return c.fail(err, 0)
 }
 
@@ -209,7 +206,7 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 	if int64(len(p)) > c.rd.frameLeft {
 		p = p[:c.rd.frameLeft]
 	}
-	n, err := c.br.Read(p)
+	n, err := c.rb.read(p)
 	if n > 0 {
 		if err := c.consumed(p[:n]); err != nil {
 			return 0, err
@@ -263,17 +260,17 @@ func (c *Conn) discardMessage() error {
 			continue
 		}
 		// Take what is buffered, or wait for more.
-		n := c.br.Buffered()
+		n := c.rb.buffered()
 		if n == 0 {
 			n = 1
 		}
 		n = int(min(int64(n), c.rd.frameLeft))
-		b, err := c.br.Peek(n)
+		b, err := c.rb.peek(n)
 		if len(b) > 0 {
 			if err := c.consumed(b); err != nil {
 				return err
 			}
-			c.br.Discard(len(b))
+			c.rb.discard(len(b))
 		}
 		if err != nil {
 			return err
@@ -291,17 +288,17 @@ func (c *Conn) nextDataFrame() (header, error) {
 			return header{}, err
 		}
 		if !h.op.isControl() {
-			c.br.Discard(n)
+			c.rb.discard(n)
 			return h, nil
 		}
 		// Control payloads are at most 125 bytes: take the whole frame at once so that a
 		// read cut short leaves nothing half-consumed.
-		b, err := c.br.Peek(n + int(h.length))
+		b, err := c.rb.peek(n + int(h.length))
 		if err != nil {
 			return header{}, err
 		}
 		payload := c.ctrl[:copy(c.ctrl[:], b[n:])]
-		c.br.Discard(len(b))
+		c.rb.discard(len(b))
 		if h.masked {
 			mask(h.key, payload)
 		}
@@ -314,12 +311,12 @@ func (c *Conn) nextDataFrame() (header, error) {
 // peekHeader decodes the next frame header without consuming it and checks it against
 // this side's role and extensions.
 func (c *Conn) peekHeader() (header, int, error) {
-	b, err := c.br.Peek(2)
+	b, err := c.rb.peek(2)
 	if err != nil {
 		return header{}, 0, err
 	}
 	if n := headerSize(b[1]); n > 2 {
-		if b, err = c.br.Peek(n); err != nil {
+		if b, err = c.rb.peek(n); err != nil {
 			return header{}, 0, err
 		}
 	}

@@ -1,0 +1,140 @@
+package websocket
+
+import (
+	"io"
+	"net"
+	"sync"
+	"syscall"
+)
+
+// readBufferSize is the size of the buffer a Conn reads through. Control frames (at most
+// 139 bytes with their header) and frame headers are always read whole into it.
+const readBufferSize = 4096
+
+// readBuffers holds the read buffers of connections that have nothing buffered.
+var readBuffers = sync.Pool{New: func() any { return new([readBufferSize]byte) }}
+
+// readBuffer is a Conn's buffered reader. Unlike a bufio.Reader, it gives its memory back
+// whenever it is empty. On a connection that exposes its socket (TCP, Unix), it also waits
+// for the peer's next bytes without holding any: the buffer is taken from the pool only
+// once bytes are there to read, so an idle connection costs no buffer at all. Other
+// connections (TLS, net.Pipe) hold the buffer while a read blocks.
+type readBuffer struct {
+	nc   net.Conn
+	raw  syscall.RawConn // nil when nc does not expose its socket
+	buf  *[readBufferSize]byte
+	r, w int // buf[r:w] is buffered
+}
+
+func newReadBuffer(nc net.Conn, prefix []byte) readBuffer {
+	b := readBuffer{nc: nc, raw: rawConn(nc)}
+	if len(prefix) > 0 {
+		b.buf = readBuffers.Get().(*[readBufferSize]byte)
+		b.w = copy(b.buf[:], prefix)
+	}
+	return b
+}
+
+// errPeerGone is what reads return when the connection ends: between or inside frames,
+// the peer left without a close frame. It is io.ErrUnexpectedEOF rather than io.EOF,
+// which the read path uses for the end of a message.
+var errPeerGone = io.ErrUnexpectedEOF
+
+func (b *readBuffer) buffered() int { return b.w - b.r }
+
+// peek returns the next n bytes without consuming them; n is at most readBufferSize. The
+// bytes stay valid until the next call, and may be modified in place. When it fails, it
+// has consumed nothing.
+func (b *readBuffer) peek(n int) ([]byte, error) {
+	for b.w-b.r < n {
+		if err := b.fill(); err != nil {
+			return nil, err
+		}
+	}
+	return b.buf[b.r : b.r+n], nil
+}
+
+// discard consumes n buffered bytes.
+func (b *readBuffer) discard(n int) {
+	b.r += n
+	if b.r == b.w {
+		b.release()
+	}
+}
+
+// read reads into p what is buffered or, if nothing is, what the connection has. A read
+// larger than the buffer goes straight into p.
+func (b *readBuffer) read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if b.r == b.w {
+		if len(p) >= readBufferSize {
+			n, err := b.nc.Read(p)
+			if n > 0 {
+				return n, nil
+			}
+			return 0, connErr(err)
+		}
+		if err := b.fill(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, b.buf[b.r:b.w])
+	b.discard(n)
+	return n, nil
+}
+
+// fill reads at least one more byte into the buffer. It first moves what is buffered to
+// the front: fill is only called when that is less than a frame header or control frame
+// needs, so the copy is short.
+func (b *readBuffer) fill() error {
+	if b.r > 0 {
+		b.w = copy(b.buf[:], b.buf[b.r:b.w])
+		b.r = 0
+	}
+	if b.raw != nil {
+		return b.fillRaw()
+	}
+	return b.fillConn()
+}
+
+// fillConn reads through the net.Conn, holding the buffer while it waits.
+func (b *readBuffer) fillConn() error {
+	if b.buf == nil {
+		b.buf = readBuffers.Get().(*[readBufferSize]byte)
+	}
+	n, err := b.nc.Read(b.buf[b.w:])
+	b.w += n
+	if n > 0 {
+		return nil
+	}
+	b.releaseIfEmpty()
+	return connErr(err)
+}
+
+// connErr is the error of a read from the connection that returned no bytes.
+func connErr(err error) error {
+	switch err {
+	case nil:
+		return io.ErrNoProgress
+	case io.EOF:
+		return errPeerGone
+	}
+	return err
+}
+
+// release gives the buffer back to the pool; nothing may be buffered.
+func (b *readBuffer) release() {
+	b.r, b.w = 0, 0
+	if b.buf != nil {
+		readBuffers.Put(b.buf)
+		b.buf = nil
+	}
+}
+
+func (b *readBuffer) releaseIfEmpty() {
+	if b.r == b.w {
+		b.release()
+	}
+}

@@ -1,0 +1,61 @@
+//go:build unix
+
+package websocket
+
+import (
+	"net"
+	"os"
+	"syscall"
+)
+
+// rawConn returns the socket of nc when it exposes one, to read it without a buffer held
+// while waiting.
+func rawConn(nc net.Conn) syscall.RawConn {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
+}
+
+// fillRaw reads the socket directly: a read that would block gives the buffer back and
+// lets the runtime's poller wait for the socket, then tries again with a buffer. A busy
+// connection pays nothing for this: its reads find bytes at once.
+func (b *readBuffer) fillRaw() error {
+	var (
+		n    int
+		rerr error
+	)
+	err := b.raw.Read(func(fd uintptr) bool {
+		if b.buf == nil {
+			b.buf = readBuffers.Get().(*[readBufferSize]byte)
+		}
+		for {
+			n, rerr = syscall.Read(int(fd), b.buf[b.w:])
+			if rerr != syscall.EINTR {
+				break
+			}
+		}
+		if rerr == syscall.EAGAIN {
+			b.releaseIfEmpty()
+			return false
+		}
+		return true
+	})
+	switch {
+	case err != nil:
+	case rerr != nil:
+		err = os.NewSyscallError("read", rerr)
+	case n <= 0:
+		err = errPeerGone
+	default:
+		b.w += n
+		return nil
+	}
+	b.releaseIfEmpty()
+	return err
+}
