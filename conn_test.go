@@ -225,6 +225,35 @@ func TestWriterFragments(t *testing.T) {
 	assert.Greater(t, len(frames), 1)
 }
 
+// TestWriterLargeWritesAfterSmallOnes checks that once a small write has filled the
+// buffer, large writes still go out whole as frames, not in buffer-sized pieces.
+func TestWriterLargeWritesAfterSmallOnes(t *testing.T) {
+	p := newRawPeer(t, false)
+	errc := make(chan error, 1)
+	go func() {
+		w, err := p.conn.Writer(context.Background(), MessageBinary)
+		for _, n := range []int{100, 32 << 10, 32 << 10} {
+			if err == nil {
+				_, err = w.Write(payloadOf(n))
+			}
+		}
+		if err == nil {
+			err = w.Close()
+		}
+		errc <- err
+	}()
+	var sizes []int
+	for {
+		f := p.next()
+		sizes = append(sizes, len(f.payload))
+		if f.fin {
+			break
+		}
+	}
+	require.NoError(t, <-errc)
+	assert.Equal(t, []int{writeBufferSize, 100 + 32<<10 - writeBufferSize, 32 << 10, 0}, sizes)
+}
+
 func TestZeroLength(t *testing.T) {
 	server, client := pipePair(t)
 	errc := make(chan error, 1)

@@ -75,18 +75,19 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 	c := w.c
 	written := 0
 	for len(p) > 0 {
+		if w.n == writeBufferSize {
+			if err := w.flush(false); err != nil {
+				return written, err
+			}
+		}
 		if w.n == 0 && len(p) >= writeBufferSize {
-			// Nothing buffered and more than a buffer to send: frame p as it is.
+			// Nothing buffered and a buffer's worth or more to send: frame p as it is,
+			// with no copy on a server.
 			if err := c.writeFrame(w.ctx, false, w.op, p); err != nil {
 				return written, err
 			}
 			w.op = opContinuation
 			return written + len(p), nil
-		}
-		if w.n == writeBufferSize {
-			if err := w.flush(false); err != nil {
-				return written, err
-			}
 		}
 		m := copy(c.buffer()[maxHeaderSize+w.n:], p)
 		w.n += m
