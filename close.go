@@ -167,7 +167,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 		for err == nil {
 			_, err = c.beginMessage()
 		}
-		c.readResult(context.Background(), false, err)
+		c.readResult(context.Background(), err)
 		unlock(c.readLock)
 	case <-c.closed:
 	case <-timer.C:

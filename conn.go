@@ -50,6 +50,7 @@ type Conn struct {
 
 	// Reading. Everything below readLock is owned by the goroutine holding it.
 	readLock chan struct{}
+	rwatch   ctxWatch
 	rd       readState
 	mr       messageReader
 	ctrl     [maxControlPayload]byte // payload of the control frame being handled
@@ -59,6 +60,7 @@ type Conn struct {
 	wbuf      *[maxHeaderSize + writeBufferSize]byte // data frames are built here; owned by the msgLock holder, pooled
 	mw        messageWriter
 	frameLock chan struct{}
+	wwatch    ctxWatch                                // owned by the frameLock holder
 	cbuf      [maxHeaderSize + maxControlPayload]byte // control frames; owned by the frameLock holder
 	closeSent bool                                    // guarded by frameLock
 
@@ -90,6 +92,8 @@ func newConn(nc net.Conn, br *bufio.Reader, client bool, subprotocol string) *Co
 		prefix, _ = br.Peek(br.Buffered())
 	}
 	c.rb = newReadBuffer(nc, prefix)
+	c.rwatch.nc = nc
+	c.wwatch.nc, c.wwatch.write = nc, true
 	c.readLimit.Store(defaultReadLimit)
 	c.mr.c = c
 	c.mw.c = c
@@ -171,45 +175,6 @@ func (c *Conn) lock(ctx context.Context, l chan struct{}) error {
 
 func unlock(l chan struct{}) { <-l }
 
-// aLongTimeAgo is a deadline in the past: setting it wakes blocked I/O at once.
-var aLongTimeAgo = time.Unix(1, 0)
-
-// watch makes I/O blocked in the calling goroutine return once ctx is done, by moving the
-// deadline that set controls into the past. It does not close the connection, so I/O
-// that was between frames can carry on with another context. The returned stop must be
-// called when the I/O is over; it reports whether ctx cut it short.
-func watch(ctx context.Context, set func(time.Time) error) (stop func() bool) {
-	fired := make(chan struct{})
-	stopFunc := context.AfterFunc(ctx, func() {
-		set(aLongTimeAgo)
-		close(fired)
-	})
-	return func() bool {
-		if stopFunc() {
-			return false
-		}
-		<-fired
-		set(time.Time{})
-		return true
-	}
-}
-
-func noWatch() bool { return false }
-
-func (c *Conn) watchRead(ctx context.Context) func() bool {
-	if ctx.Done() == nil {
-		return noWatch
-	}
-	return watch(ctx, c.nc.SetReadDeadline)
-}
-
-func (c *Conn) watchWrite(ctx context.Context) func() bool {
-	if ctx.Done() == nil {
-		return noWatch
-	}
-	return watch(ctx, c.nc.SetWriteDeadline)
-}
-
 // closedErr returns the error every call gives once the Conn is closed.
 func (c *Conn) closedErr() error {
 	c.errMu.Lock()
@@ -238,6 +203,8 @@ func (c *Conn) teardown(cause error) bool {
 		c.errMu.Unlock()
 		c.nc.Close()
 		close(c.closed)
+		c.rwatch.close()
+		c.wwatch.close()
 	})
 	return done
 }

@@ -730,6 +730,41 @@ func TestContextBetweenFramesKeepsConn(t *testing.T) {
 	require.NoError(t, <-errc)
 }
 
+// TestContextKeptAcrossCalls checks a context used for many calls: its cancellation still
+// cuts the next call short, and leaves nothing behind for calls with other contexts.
+func TestContextKeptAcrossCalls(t *testing.T) {
+	server, client := pipePair(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	send := func(msg string) <-chan error {
+		errc := make(chan error, 1)
+		go func() { errc <- client.Write(ctx, MessageText, []byte(msg)) }()
+		return errc
+	}
+	for i := range 3 {
+		errc := send(fmt.Sprint(i))
+		_, msg, err := server.Read(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, fmt.Sprint(i), string(msg))
+		require.NoError(t, <-errc)
+	}
+	cancel()
+	_, _, err := server.Read(ctx)
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.ErrorIs(t, client.Write(ctx, MessageText, []byte("x")), context.Canceled)
+
+	// Other contexts are not affected by the one that ended.
+	other, cancelOther := context.WithCancel(context.Background())
+	defer cancelOther()
+	for _, readCtx := range []context.Context{context.Background(), other} {
+		errc := make(chan error, 1)
+		go func() { errc <- client.Write(readCtx, MessageText, []byte("after")) }()
+		_, msg, err := server.Read(readCtx)
+		require.NoError(t, err)
+		assert.Equal(t, "after", string(msg))
+		require.NoError(t, <-errc)
+	}
+}
+
 func TestContextDeadline(t *testing.T) {
 	server, _ := pipePair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)

@@ -33,9 +33,9 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 		return 0, nil, err
 	}
 	defer unlock(c.readLock)
-	stop := c.watchRead(ctx)
+	c.rwatch.start(ctx)
 	typ, b, err := c.readMessage()
-	return typ, b, c.readResult(ctx, stop(), err)
+	return typ, b, c.readResult(ctx, err)
 }
 
 func (c *Conn) readMessage() (MessageType, []byte, error) {
@@ -79,9 +79,9 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 		return 0, nil, err
 	}
 	defer unlock(c.readLock)
-	stop := c.watchRead(ctx)
+	c.rwatch.start(ctx)
 	typ, err := c.beginMessage()
-	if err = c.readResult(ctx, stop(), err); err != nil {
+	if err = c.readResult(ctx, err); err != nil {
 		return 0, nil, err
 	}
 	c.rd.ctx = ctx
@@ -106,28 +106,27 @@ func (r *messageReader) Read(p []byte) (int, error) {
 	if !c.rd.open {
 		return 0, io.EOF
 	}
-	stop := c.watchRead(ctx)
+	c.rwatch.start(ctx)
 	n, err := c.readPayload(p)
 	if err == io.EOF {
-		stop()
 		return n, io.EOF
 	}
-	return n, c.readResult(ctx, stop(), err)
+	return n, c.readResult(ctx, err)
 }
 
-// readResult turns what a read produced into what the caller sees. fired tells that ctx
-// cut the read short. Between frames that costs the caller nothing but ctx.Err(); in the
+// readResult turns what a read produced into what the caller sees. When ctx cut the
+// read short: between frames that costs the caller nothing but ctx.Err(); in the
 // middle of a frame the stream can no longer be trusted to resume where the caller
 // expects, so the Conn is closed. Any other error fails the Conn, with a close frame
 // when the peer broke the protocol.
-func (c *Conn) readResult(ctx context.Context, fired bool, err error) error {
+func (c *Conn) readResult(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
 	if c.isClosed() {
 		return c.closedErr()
 	}
-	if fired {
+	if cut(ctx) {
 		if c.rd.frameLeft == 0 {
 			return ctx.Err()
 		}

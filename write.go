@@ -146,7 +146,7 @@ func (c *Conn) writeFrame(ctx context.Context, fin bool, op opcode, p []byte) er
 		return err
 	}
 	defer unlock(c.frameLock)
-	stop := c.watchWrite(ctx)
+	c.wwatch.start(ctx)
 	h := header{fin: fin, op: op, length: int64(len(p)), masked: c.client}
 	var wrote int64
 	var err error
@@ -171,7 +171,7 @@ func (c *Conn) writeFrame(ctx context.Context, fin bool, op opcode, p []byte) er
 			off = 0
 		}
 	}
-	return c.writeResult(ctx, stop(), wrote, err)
+	return c.writeResult(ctx, wrote, err)
 }
 
 // sendBuffered sends the n payload bytes waiting in the buffer as one frame, with its
@@ -190,9 +190,9 @@ func (c *Conn) sendBuffered(ctx context.Context, fin bool, op opcode, n int) err
 		return err
 	}
 	defer unlock(c.frameLock)
-	stop := c.watchWrite(ctx)
+	c.wwatch.start(ctx)
 	wrote, err := c.nc.Write(buf[start : maxHeaderSize+n])
-	return c.writeResult(ctx, stop(), int64(wrote), err)
+	return c.writeResult(ctx, int64(wrote), err)
 }
 
 // writeControl sends a control frame. It may run while another goroutine is in the middle
@@ -202,9 +202,9 @@ func (c *Conn) writeControl(ctx context.Context, op opcode, payload []byte) erro
 		return err
 	}
 	defer unlock(c.frameLock)
-	stop := c.watchWrite(ctx)
+	c.wwatch.start(ctx)
 	wrote, err := c.nc.Write(c.controlFrame(op, payload))
-	return c.writeResult(ctx, stop(), int64(wrote), err)
+	return c.writeResult(ctx, int64(wrote), err)
 }
 
 // controlFrame builds a control frame in c.cbuf. The caller holds frameLock.
@@ -241,14 +241,14 @@ func (c *Conn) lockFrame(ctx context.Context) error {
 // writeResult turns what a frame write produced into what the caller sees. A write that
 // ctx stopped before any byte left costs only ctx.Err(); a frame cut in half leaves the
 // stream unusable, so the Conn is closed.
-func (c *Conn) writeResult(ctx context.Context, fired bool, wrote int64, err error) error {
+func (c *Conn) writeResult(ctx context.Context, wrote int64, err error) error {
 	if err == nil {
 		return nil
 	}
 	if c.isClosed() {
 		return c.closedErr()
 	}
-	if fired {
+	if cut(ctx) {
 		if wrote == 0 {
 			return ctx.Err()
 		}

@@ -1,0 +1,95 @@
+package websocket
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+)
+
+// aLongTimeAgo is a deadline in the past: setting it wakes blocked I/O at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// ctxWatch makes I/O blocked in one direction of a connection, reading or writing,
+// return once a context is done, by moving that direction's deadline into the past. It
+// never closes the connection, so I/O cut short between frames can go on later.
+//
+// Its registration with a context stays from one call to the next while the context is
+// the same, so a loop that reads, or writes, with one context pays for it once rather
+// than per message. Contexts are told apart by their Done channel, which is what the
+// registration waits on. start is called by the holder of the direction's lock.
+type ctxWatch struct {
+	nc    net.Conn
+	write bool            // watch the write deadline, else the read deadline
+	done  <-chan struct{} // Done of the context watched, nil for none
+	fired chan struct{}   // closed once the deadline has been moved
+
+	mu     sync.Mutex // guards stop and closed: close may be called from any goroutine
+	stop   func() bool
+	closed bool
+}
+
+func (w *ctxWatch) setDeadline(t time.Time) {
+	if w.write {
+		w.nc.SetWriteDeadline(t)
+	} else {
+		w.nc.SetReadDeadline(t)
+	}
+}
+
+// start makes I/O from now on answer to ctx.
+func (w *ctxWatch) start(ctx context.Context) {
+	done := ctx.Done()
+	if done == w.done {
+		return // watched already; if it fired, the deadline is past and I/O fails at once
+	}
+	w.reset()
+	if done == nil {
+		return
+	}
+	fired := make(chan struct{})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	w.done, w.fired = done, fired
+	w.stop = context.AfterFunc(ctx, func() {
+		w.setDeadline(aLongTimeAgo)
+		close(fired)
+	})
+}
+
+// reset ends the registration, undoing the deadline if the context moved it.
+func (w *ctxWatch) reset() {
+	if w.done == nil {
+		return
+	}
+	w.mu.Lock()
+	stop := w.stop
+	w.stop = nil
+	w.mu.Unlock()
+	if stop != nil && !stop() {
+		<-w.fired
+		w.setDeadline(time.Time{})
+	}
+	w.done, w.fired = nil, nil
+}
+
+// close ends the registration for good, so that a long-lived context does not keep a
+// closed connection alive.
+func (w *ctxWatch) close() {
+	w.mu.Lock()
+	w.closed = true
+	stop := w.stop
+	w.stop = nil
+	w.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// cut reports whether ctx is done, and so whether it may have cut I/O short.
+func cut(ctx context.Context) bool {
+	return ctx.Done() != nil && ctx.Err() != nil
+}
