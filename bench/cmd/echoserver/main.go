@@ -1,0 +1,94 @@
+// Command echoserver runs one library's WebSocket echo server, or the plain TCP floor, for
+// the load generator to measure.
+//
+//	echoserver -lib ours|gorilla|coder|gobwas|gws|floor -addr 127.0.0.1:0
+//
+// On startup it prints one line, "pid=PID addr=HOST:PORT", so that a script can find the
+// address it listens on and the process whose CPU time and memory to read. It serves until
+// killed; with -cpuprofile or -memprofile, SIGINT or SIGTERM first writes the profiles.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+
+	"github.com/hybi/websocket/bench/internal/echo"
+)
+
+func main() {
+	lib := flag.String("lib", "ours", "server to run: "+strings.Join(echo.Libs, ", "))
+	addr := flag.String("addr", "127.0.0.1:0", "address to listen on")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file when stopped by SIGINT or SIGTERM")
+	memprofile := flag.String("memprofile", "", "write a heap profile to this file when stopped by SIGINT or SIGTERM")
+	flag.Parse()
+	log.SetFlags(0)
+	log.SetPrefix("echoserver: ")
+
+	if !echo.Known(*lib) {
+		log.Fatalf("unknown -lib %q (known: %s)", *lib, strings.Join(echo.Libs, ", "))
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if *cpuprofile != "" || *memprofile != "" {
+		stop, err := startProfiles(*cpuprofile, *memprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+		go func() {
+			<-sig
+			if err := stop(); err != nil {
+				log.Fatal(err)
+			}
+			os.Exit(0)
+		}()
+	}
+	fmt.Printf("pid=%d addr=%s\n", os.Getpid(), ln.Addr())
+	if err := echo.Serve(ln, *lib); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// startProfiles starts the CPU profile, if cpu names a file, and returns the function
+// that stops it and writes the heap profile, if heap names a file.
+func startProfiles(cpu, heap string) (stop func() error, err error) {
+	var cpuFile *os.File
+	if cpu != "" {
+		if cpuFile, err = os.Create(cpu); err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(cpuFile); err != nil {
+			return nil, err
+		}
+	}
+	return func() error {
+		if cpuFile != nil {
+			pprof.StopCPUProfile()
+			if err := cpuFile.Close(); err != nil {
+				return err
+			}
+		}
+		if heap == "" {
+			return nil
+		}
+		f, err := os.Create(heap)
+		if err != nil {
+			return err
+		}
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}, nil
+}

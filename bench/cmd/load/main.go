@@ -1,0 +1,61 @@
+// Command load drives an echo server with one scenario and reports what it measured: one
+// JSON line, then a human-readable line starting with "# ".
+//
+//	load -addr 127.0.0.1:PORT -pid PID -scenario echo -conns 64 -size 64 -duration 5s
+//
+// It speaks the client side of RFC 6455 itself on raw TCP and checks every echoed byte;
+// -raw drops the handshake and framing, to measure the plain TCP floor server. With -pid,
+// it reads the server's CPU time (and, for the idle scenario, its resident memory) from
+// /proc. Scenarios:
+//
+//	echo      -conns connections each send a -size message and wait for its echo
+//	pipeline  the same with -inflight messages in flight per connection
+//	idle      -conns connections opened, one echo each, then the server's RSS growth
+//	          per connection
+//	upgrade   handshakes per second, -conns workers
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"strings"
+
+	"github.com/hybi/websocket/bench/internal/load"
+)
+
+func main() {
+	var cfg load.Config
+	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "server address, host:port")
+	flag.IntVar(&cfg.PID, "pid", 0, "server process ID, for its CPU time and memory (0: not measured)")
+	flag.StringVar(&cfg.Scenario, "scenario", "echo", "one of: "+strings.Join(load.Scenarios, ", "))
+	flag.IntVar(&cfg.Conns, "conns", 64, "connections (echo, pipeline, idle) or workers (upgrade)")
+	flag.IntVar(&cfg.Size, "size", 64, "payload bytes per message")
+	flag.IntVar(&cfg.Inflight, "inflight", 16, "messages in flight per connection (pipeline)")
+	flag.DurationVar(&cfg.Duration, "duration", 5e9, "measured time (echo, pipeline, upgrade)")
+	flag.DurationVar(&cfg.Warmup, "warmup", 5e8, "time run before measuring")
+	flag.DurationVar(&cfg.Settle, "settle", 1e9, "wait before reading the server's memory (idle)")
+	flag.BoolVar(&cfg.Raw, "raw", false, "no handshake, no framing: for the plain TCP floor server")
+	flag.IntVar(&cfg.Messages, "messages", 0, "if > 0, messages (or handshakes) per connection, all measured, instead of -duration")
+	flag.BoolVar(&cfg.Text, "text", false, "send text messages instead of binary")
+	flag.StringVar(&cfg.Label, "label", "", "name of the server, copied into the result")
+	flag.Parse()
+	log.SetFlags(0)
+	log.SetPrefix("load: ")
+
+	res, err := load.Run(cfg)
+	if err != nil {
+		log.Fatalf("%s %s: %v", cfg.Label, cfg.Scenario, err)
+	}
+	line, err := json.Marshal(res)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s\n# %v\n", line, res)
+	if res.Ops == 0 {
+		log.Print("nothing completed in the measured time")
+		os.Exit(1)
+	}
+}

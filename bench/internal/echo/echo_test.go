@@ -1,0 +1,91 @@
+package echo_test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hybi/websocket/bench/internal/echo"
+	"github.com/hybi/websocket/bench/internal/load"
+)
+
+// serve starts lib's echo server on a free loopback port and stops it with the test.
+func serve(t *testing.T, lib string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- echo.Serve(ln, lib) }()
+	t.Cleanup(func() {
+		ln.Close()
+		assert.NoError(t, <-done, "Serve after its listener closed")
+	})
+	return ln.Addr().String()
+}
+
+// TestEchoServers runs every scenario of the load generator, with validation of every
+// echoed byte, against every server, at payload lengths that take each frame length form
+// (7, 16 and 64 bits) and make the streaming servers fragment.
+func TestEchoServers(t *testing.T) {
+	for _, lib := range echo.Libs {
+		t.Run(lib, func(t *testing.T) {
+			addr := serve(t, lib)
+			raw := lib == "floor"
+			for _, tc := range []struct {
+				scenario string
+				conns    int
+				size     int
+				inflight int
+				text     bool
+			}{
+				{scenario: "echo", conns: 2, size: 0},
+				{scenario: "echo", conns: 2, size: 1, text: true},
+				{scenario: "echo", conns: 2, size: 125},
+				{scenario: "echo", conns: 2, size: 126, text: true},
+				{scenario: "echo", conns: 2, size: 65535},
+				{scenario: "echo", conns: 2, size: 65536, text: true},
+				{scenario: "echo", conns: 1, size: 300_000},
+				{scenario: "pipeline", conns: 2, size: 128, inflight: 4},
+				{scenario: "idle", conns: 20, size: 64},
+				{scenario: "upgrade", conns: 2},
+			} {
+				if raw && tc.size == 0 && tc.scenario == "echo" {
+					continue // plain TCP has no empty message
+				}
+				name := fmt.Sprintf("%s/%d/text=%v", tc.scenario, tc.size, tc.text)
+				res, err := load.Run(load.Config{
+					Label:    lib,
+					Addr:     addr,
+					PID:      os.Getpid(),
+					Scenario: tc.scenario,
+					Conns:    tc.conns,
+					Size:     tc.size,
+					Inflight: tc.inflight,
+					Messages: 5,
+					Raw:      raw,
+					Text:     tc.text,
+				})
+				require.NoError(t, err, name)
+				if tc.scenario == "idle" {
+					assert.EqualValues(t, tc.conns, res.Ops, name)
+				} else {
+					assert.EqualValues(t, tc.conns*5, res.Ops, name)
+				}
+				assert.Greater(t, res.P50us, 0.0, name)
+				assert.GreaterOrEqual(t, res.ServerCPUus, 0.0, name)
+			}
+		})
+	}
+}
+
+func TestServeUnknownLibrary(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	assert.Error(t, echo.Serve(ln, "nonesuch"))
+	assert.False(t, echo.Known("nonesuch"))
+}

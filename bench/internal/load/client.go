@@ -1,0 +1,376 @@
+package load
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"time"
+)
+
+// This file is the client side of RFC 6455 that the load generator speaks on raw TCP. It
+// is written here, not taken from a library under test, so that no server is measured
+// against its own client.
+
+// The handshake uses the key of RFC 6455 §1.3, whose accept value is known.
+const (
+	handshakeKey    = "dGhlIHNhbXBsZSBub25jZQ=="
+	handshakeAccept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+)
+
+const (
+	opContinuation = 0x0
+	opText         = 0x1
+	opBinary       = 0x2
+	opClose        = 0x8
+	opPing         = 0x9
+	opPong         = 0xA
+)
+
+// offsets is how many different payloads a connection cycles through. Consecutive
+// messages differ, so an echo of the wrong message fails validation.
+const offsets = 64
+
+// errValidation marks an echo that differs from what was sent.
+var errValidation = errors.New("echo differs from what was sent")
+
+// client is one connection of the load generator.
+type client struct {
+	nc   net.Conn
+	br   *bufio.Reader
+	raw  bool // no handshake, no framing: bytes are echoed as they are
+	op   byte // opcode of the messages sent
+	size int
+
+	// pattern holds printable ASCII (valid as text), masked the same bytes XORed with the
+	// masking key. Message k carries pattern[off:off+size] with off = 4*(k%offsets): a
+	// multiple of 4, so masked[off:] is that payload masked from the key's first byte, and
+	// sending costs no masking.
+	pattern, masked []byte
+	key             [4]byte
+	scratch         []byte // header and small payload, written in one call
+	bufs            net.Buffers
+	ctrl            [125]byte
+}
+
+// dial connects to addr and, unless raw, completes the opening handshake.
+func dial(addr string, raw, text bool, size int, seed uint64) (*client, error) {
+	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	c := newClient(nc, raw, text, size, seed)
+	if !raw {
+		if err := c.handshake(addr); err != nil {
+			c.abort()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func newClient(nc net.Conn, raw, text bool, size int, seed uint64) *client {
+	c := &client{nc: nc, br: bufio.NewReaderSize(nc, 64<<10), raw: raw, op: opBinary, size: size}
+	if text {
+		c.op = opText
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x6bed))
+	binary.LittleEndian.PutUint32(c.key[:], rng.Uint32()|1)
+	n := size + 4*offsets
+	c.pattern = make([]byte, n)
+	c.masked = make([]byte, n)
+	for i := range c.pattern {
+		c.pattern[i] = byte(' ' + rng.IntN('~'-' '+1))
+		c.masked[i] = c.pattern[i] ^ c.key[i%4]
+	}
+	c.scratch = make([]byte, 0, 14+min(size, 64<<10))
+	return c
+}
+
+// handshake sends the opening request and checks the 101 response (RFC 6455 §4.1).
+func (c *client) handshake(host string) error {
+	req := "GET / HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: " + handshakeKey + "\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := io.WriteString(c.nc, req); err != nil {
+		return err
+	}
+	line, err := c.br.ReadSlice('\n')
+	if err != nil {
+		return fmt.Errorf("reading the handshake response: %w", err)
+	}
+	if !bytes.HasPrefix(line, []byte("HTTP/1.1 101 ")) {
+		return fmt.Errorf("handshake refused: %q", bytes.TrimSpace(line))
+	}
+	accepted := false
+	for {
+		line, err := c.br.ReadSlice('\n')
+		if err != nil {
+			return fmt.Errorf("reading the handshake response: %w", err)
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			break
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if ok && strings.EqualFold(string(name), "Sec-WebSocket-Accept") {
+			if string(bytes.TrimSpace(value)) != handshakeAccept {
+				return fmt.Errorf("handshake answered with Sec-WebSocket-Accept %q", bytes.TrimSpace(value))
+			}
+			accepted = true
+		}
+	}
+	if !accepted {
+		return errors.New("handshake response has no Sec-WebSocket-Accept")
+	}
+	return nil
+}
+
+// payload returns message k as sent (masked unless raw) and as it must come back.
+func (c *client) payload(k int) (send, want []byte) {
+	off := 4 * (k % offsets)
+	want = c.pattern[off : off+c.size]
+	if c.raw {
+		return want, want
+	}
+	return c.masked[off : off+c.size], want
+}
+
+// send writes message k: one masked frame, or the bare bytes when raw.
+func (c *client) send(k int) error {
+	p, _ := c.payload(k)
+	if c.raw {
+		_, err := c.nc.Write(p)
+		return err
+	}
+	b := appendFrameHeader(c.scratch[:0], c.op, len(p), c.key)
+	if len(p) <= cap(c.scratch)-len(b) {
+		_, err := c.nc.Write(append(b, p...))
+		return err
+	}
+	c.bufs = append(c.bufs[:0], b, p)
+	_, err := c.bufs.WriteTo(c.nc)
+	return err
+}
+
+// concurrentAbove is the message size above which roundTrip reads the echo while it
+// sends. A server that streams starts echoing before the message is all in; were the
+// client not reading by then, the two would wait on each other's socket buffers.
+const concurrentAbove = 64 << 10
+
+// roundTrip sends message k and receives its echo.
+func (c *client) roundTrip(k int) error {
+	if c.size <= concurrentAbove {
+		if err := c.send(k); err != nil {
+			return err
+		}
+		return c.receive(k)
+	}
+	sent := make(chan error, 1)
+	go func() { sent <- c.send(k) }()
+	err := c.receive(k)
+	if err != nil {
+		c.nc.Close() // ends the send
+	}
+	if serr := <-sent; err == nil {
+		err = serr
+	}
+	return err
+}
+
+// appendFrameHeader appends the header of a final, masked frame (RFC 6455 §5.2).
+func appendFrameHeader(b []byte, op byte, n int, key [4]byte) []byte {
+	b = append(b, 0x80|op)
+	switch {
+	case n <= 125:
+		b = append(b, 0x80|byte(n))
+	case n <= 0xFFFF:
+		b = append(b, 0x80|126)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, 0x80|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return append(b, key[:]...)
+}
+
+// frameHeader is a decoded server frame header.
+type frameHeader struct {
+	fin    bool
+	op     byte
+	length int64
+}
+
+// readFrameHeader reads the next frame header, which a server must send unmasked and
+// without reserved bits (no extension is negotiated).
+func (c *client) readFrameHeader() (frameHeader, error) {
+	b, err := c.br.Peek(2)
+	if err != nil {
+		return frameHeader{}, err
+	}
+	if b[0]&0x70 != 0 {
+		return frameHeader{}, fmt.Errorf("server frame has reserved bits %#x set", b[0]&0x70)
+	}
+	if b[1]&0x80 != 0 {
+		return frameHeader{}, errors.New("server frame is masked")
+	}
+	h := frameHeader{fin: b[0]&0x80 != 0, op: b[0] & 0x0F, length: int64(b[1] & 0x7F)}
+	n := 2
+	switch h.length {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if b, err = c.br.Peek(n); err != nil {
+		return frameHeader{}, err
+	}
+	switch n {
+	case 4:
+		h.length = int64(binary.BigEndian.Uint16(b[2:]))
+	case 10:
+		u := binary.BigEndian.Uint64(b[2:])
+		if u>>63 != 0 {
+			return frameHeader{}, errors.New("server frame length has its top bit set")
+		}
+		h.length = int64(u)
+	}
+	c.br.Discard(n)
+	if h.op >= opClose && (!h.fin || h.length > 125) {
+		return frameHeader{}, fmt.Errorf("server sent a control frame of %d bytes, fin %v", h.length, h.fin)
+	}
+	return h, nil
+}
+
+// receive reads the echo of message k, which may come in any number of frames with
+// control frames between them, and compares every byte with what was sent.
+func (c *client) receive(k int) error {
+	_, want := c.payload(k)
+	if c.raw {
+		return c.compare(want)
+	}
+	got := 0
+	first := true
+	for {
+		h, err := c.readFrameHeader()
+		if err != nil {
+			return err
+		}
+		if h.op >= opClose {
+			if err := c.control(h); err != nil {
+				return err
+			}
+			continue
+		}
+		switch {
+		case first && h.op != c.op:
+			return fmt.Errorf("%w: echo starts with opcode %#x, sent %#x", errValidation, h.op, c.op)
+		case !first && h.op != opContinuation:
+			return fmt.Errorf("%w: opcode %#x inside a fragmented message", errValidation, h.op)
+		}
+		first = false
+		if h.length > int64(len(want)-got) {
+			return fmt.Errorf("%w: echo is longer than the %d bytes sent", errValidation, len(want))
+		}
+		if err := c.compare(want[got : got+int(h.length)]); err != nil {
+			return err
+		}
+		got += int(h.length)
+		if h.fin {
+			break
+		}
+	}
+	if got != len(want) {
+		return fmt.Errorf("%w: echo has %d bytes, sent %d", errValidation, got, len(want))
+	}
+	return nil
+}
+
+// compare reads len(want) bytes and checks they are want, without copying them.
+func (c *client) compare(want []byte) error {
+	for len(want) > 0 {
+		n := c.br.Buffered()
+		if n == 0 {
+			n = 1
+		}
+		b, err := c.br.Peek(min(n, len(want)))
+		if len(b) > 0 {
+			if !bytes.Equal(b, want[:len(b)]) {
+				return fmt.Errorf("%w: payload bytes differ", errValidation)
+			}
+			c.br.Discard(len(b))
+			want = want[len(b):]
+		}
+		if err != nil && len(want) > 0 {
+			return err
+		}
+	}
+	return nil
+}
+
+// control handles a control frame from the server: pings get their pong, a close ends
+// the run.
+func (c *client) control(h frameHeader) error {
+	p := c.ctrl[:h.length]
+	if _, err := io.ReadFull(c.br, p); err != nil {
+		return err
+	}
+	switch h.op {
+	case opPing:
+		return c.writeControl(opPong, p)
+	case opPong:
+		return nil
+	case opClose:
+		code := 1005
+		if len(p) >= 2 {
+			code = int(binary.BigEndian.Uint16(p))
+		}
+		return fmt.Errorf("server closed the connection: %d %q", code, p[min(2, len(p)):])
+	}
+	return fmt.Errorf("server sent reserved opcode %#x", h.op)
+}
+
+func (c *client) writeControl(op byte, payload []byte) error {
+	b := appendFrameHeader(make([]byte, 0, 14+len(payload)), op, len(payload), c.key)
+	for i, x := range payload {
+		b = append(b, x^c.key[i%4])
+	}
+	_, err := c.nc.Write(b)
+	return err
+}
+
+// close runs the closing handshake (RFC 6455 §7), waiting at most a second for the
+// server's close frame, then closes the TCP connection.
+func (c *client) close() {
+	if !c.raw {
+		c.nc.SetDeadline(time.Now().Add(time.Second))
+		if c.writeControl(opClose, []byte{0x03, 0xE8}) == nil { // 1000: normal closure
+			for {
+				h, err := c.readFrameHeader()
+				if err != nil {
+					break
+				}
+				if h.op == opClose {
+					break
+				}
+				if _, err := c.br.Discard(int(h.length)); err != nil {
+					break
+				}
+			}
+		}
+	}
+	c.nc.Close()
+}
+
+// abort drops the connection with a reset, so that it leaves no socket in TIME_WAIT:
+// the idle and upgrade scenarios open thousands and would run out of local ports.
+func (c *client) abort() {
+	if tc, ok := c.nc.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.nc.Close()
+}

@@ -1,0 +1,429 @@
+// Package load is a WebSocket load generator that depends on none of the libraries it
+// measures: it speaks the client side of RFC 6455 itself on raw TCP, and checks every
+// byte that comes back.
+//
+// It runs one scenario against one server and reports throughput, latency, and the
+// server's CPU time and memory, which it reads from /proc when given the server's PID.
+package load
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Scenarios are the workloads Run knows.
+//
+//	echo      each of Conns connections sends a Size-byte message, waits for its echo,
+//	          and repeats
+//	pipeline  like echo, with Inflight messages in flight on each connection
+//	idle      opens Conns connections, echoes one message on each, then measures the
+//	          server's resident memory per open connection
+//	upgrade   Conns workers each open a connection, complete the handshake and drop
+//	          it, over and over
+var Scenarios = []string{"echo", "pipeline", "idle", "upgrade"}
+
+// Config is one run.
+type Config struct {
+	Label    string        // names the server in the result, such as the library
+	Addr     string        // host:port of the server
+	PID      int           // the server's process, for CPU and memory; 0 skips them
+	Scenario string        // one of Scenarios
+	Conns    int           // connections (echo, pipeline, idle) or workers (upgrade)
+	Size     int           // payload bytes per message
+	Inflight int           // messages in flight per connection (pipeline)
+	Duration time.Duration // measured time (echo, pipeline, upgrade)
+	Messages int           // if > 0, each connection or worker stops after this many, and all are measured
+	Warmup   time.Duration // time run but not measured before Duration
+	Settle   time.Duration // wait before the idle scenario reads the server's memory
+	Raw      bool          // plain TCP: no handshake, no framing (for the floor server)
+	Text     bool          // send text messages instead of binary ones
+}
+
+// Result is what a run measured. Ops are round trips (echo, pipeline), connections
+// opened (idle) or handshakes (upgrade).
+type Result struct {
+	Label         string  `json:"lib"`
+	Scenario      string  `json:"scenario"`
+	Conns         int     `json:"conns"`
+	Size          int     `json:"size"`
+	Inflight      int     `json:"inflight,omitempty"`
+	Ops           int64   `json:"ops"`
+	Seconds       float64 `json:"seconds"`
+	OpsPerSec     float64 `json:"ops_per_s"`
+	MBPerSec      float64 `json:"mb_per_s"` // payload echoed, one way, 10^6 bytes
+	P50us         float64 `json:"p50_us"`
+	P99us         float64 `json:"p99_us"`
+	ServerCPUus   float64 `json:"server_cpu_us_per_op"` // -1 without a PID
+	ServerCPUPct  float64 `json:"server_cpu_pct"`       // of one core, over the measured time
+	LoadCPUPct    float64 `json:"load_cpu_pct"`         // the load generator's own, of one core
+	RSSKiBPerConn float64 `json:"rss_kib_per_conn,omitempty"`
+	RSSBeforeKiB  int64   `json:"rss_before_kib,omitempty"`
+	RSSAfterKiB   int64   `json:"rss_after_kib,omitempty"`
+}
+
+// String is the human-readable line.
+func (r Result) String() string {
+	s := fmt.Sprintf("%-8s %-8s conns=%d size=%d", r.Label, r.Scenario, r.Conns, r.Size)
+	if r.Inflight > 0 {
+		s += fmt.Sprintf(" inflight=%d", r.Inflight)
+	}
+	s += fmt.Sprintf(": %.0f ops/s", r.OpsPerSec)
+	if r.MBPerSec > 0 {
+		s += fmt.Sprintf(", %.1f MB/s", r.MBPerSec)
+	}
+	s += fmt.Sprintf(", p50 %.0f µs, p99 %.0f µs", r.P50us, r.P99us)
+	if r.ServerCPUus >= 0 {
+		s += fmt.Sprintf(", server %.1f µs CPU/op (%.0f%% of a core)", r.ServerCPUus, r.ServerCPUPct)
+	}
+	if r.RSSAfterKiB > 0 {
+		s += fmt.Sprintf(", RSS %d → %d KiB = %.1f KiB/conn", r.RSSBeforeKiB, r.RSSAfterKiB, r.RSSKiBPerConn)
+	}
+	return s + fmt.Sprintf("; load generator %.0f%% of a core", r.LoadCPUPct)
+}
+
+// Run runs the scenario cfg names and returns what it measured. Any failed validation,
+// handshake or connection fails the run.
+func Run(cfg Config) (Result, error) {
+	if cfg.Conns <= 0 {
+		return Result{}, errors.New("load: need at least one connection")
+	}
+	if cfg.Size < 0 {
+		return Result{}, errors.New("load: negative size")
+	}
+	if cfg.Inflight <= 0 {
+		cfg.Inflight = 1
+	}
+	res := Result{Label: cfg.Label, Scenario: cfg.Scenario, Conns: cfg.Conns, Size: cfg.Size, ServerCPUus: -1}
+	var err error
+	switch cfg.Scenario {
+	case "echo":
+		cfg.Inflight = 1
+		err = runTimed(cfg, &res, echoWorker)
+	case "pipeline":
+		res.Inflight = cfg.Inflight
+		err = runTimed(cfg, &res, pipelineWorker)
+	case "idle":
+		err = runIdle(cfg, &res)
+	case "upgrade":
+		res.Size = 0 // no message is sent
+		err = runTimed(cfg, &res, upgradeWorker)
+	default:
+		err = fmt.Errorf("load: unknown scenario %q (known: %v)", cfg.Scenario, Scenarios)
+	}
+	return res, err
+}
+
+// phases of a timed run. Workers count what completes while measuring.
+const (
+	warming int32 = iota
+	measuring
+	stopping
+)
+
+// run is the state a timed run shares with its workers.
+type run struct {
+	cfg   Config
+	phase atomic.Int32
+	ops   atomic.Int64
+
+	mu        sync.Mutex
+	latencies []time.Duration
+	err       error
+}
+
+func (r *run) fail(err error) {
+	r.mu.Lock()
+	if r.err == nil {
+		r.err = err
+	}
+	r.mu.Unlock()
+	r.phase.Store(stopping)
+}
+
+// done reports whether a worker that has sent k messages should stop.
+func (r *run) done(k int) bool {
+	return r.phase.Load() == stopping || (r.cfg.Messages > 0 && k >= r.cfg.Messages)
+}
+
+func (r *run) record(lat []time.Duration) {
+	r.mu.Lock()
+	r.latencies = append(r.latencies, lat...)
+	r.mu.Unlock()
+}
+
+// worker is the loop of one connection (or handshake worker); id tells them apart. It
+// returns once the phase is stopping, or at its first error.
+type worker func(r *run, id int) error
+
+// runTimed runs cfg.Conns workers through the warmup and the measured duration or, when
+// cfg.Messages is set, until each has done that many, all of them measured.
+func runTimed(cfg Config, res *Result, w worker) error {
+	r := &run{cfg: cfg}
+	var wg sync.WaitGroup
+	start := func() {
+		for id := range cfg.Conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := w(r, id); err != nil {
+					r.fail(fmt.Errorf("connection %d: %w", id, err))
+				}
+			}()
+		}
+	}
+	stop := func() {
+		r.phase.Store(stopping)
+		wg.Wait()
+	}
+
+	counted := cfg.Messages > 0
+	if counted {
+		r.phase.Store(measuring)
+	} else {
+		start()
+		time.Sleep(cfg.Warmup)
+	}
+	cpu0, err := readCPU(cfg.PID)
+	if err != nil {
+		stop()
+		return err
+	}
+	self0, _ := readCPU(os.Getpid())
+	t0 := time.Now()
+	if counted {
+		start()
+		wg.Wait()
+	} else {
+		r.phase.CompareAndSwap(warming, measuring)
+		time.Sleep(cfg.Duration)
+		r.phase.CompareAndSwap(measuring, stopping)
+	}
+	elapsed := time.Since(t0)
+	cpu1, err := readCPU(cfg.PID)
+	self1, _ := readCPU(os.Getpid())
+	stop()
+	if r.err != nil {
+		return r.err // the first failure: the others may follow from it
+	}
+	if err != nil {
+		return err
+	}
+
+	res.Ops = r.ops.Load()
+	res.Seconds = elapsed.Seconds()
+	res.OpsPerSec = float64(res.Ops) / res.Seconds
+	if cfg.Scenario != "upgrade" {
+		res.MBPerSec = res.OpsPerSec * float64(cfg.Size) / 1e6
+	}
+	res.P50us, res.P99us = percentiles(r.latencies)
+	res.LoadCPUPct = 100 * (self1 - self0).Seconds() / res.Seconds
+	if cfg.PID != 0 {
+		res.ServerCPUPct = 100 * (cpu1 - cpu0).Seconds() / res.Seconds
+		if res.Ops > 0 {
+			res.ServerCPUus = float64((cpu1 - cpu0).Microseconds()) / float64(res.Ops)
+		}
+	}
+	return nil
+}
+
+// percentiles returns the median and the 99th percentile, in microseconds.
+func percentiles(lat []time.Duration) (p50, p99 float64) {
+	if len(lat) == 0 {
+		return 0, 0
+	}
+	slices.Sort(lat)
+	at := func(q float64) float64 {
+		i := int(math.Ceil(q*float64(len(lat)))) - 1
+		return float64(lat[max(i, 0)]) / float64(time.Microsecond)
+	}
+	return at(0.50), at(0.99)
+}
+
+// seed gives connection id its own payloads.
+func seed(id int) uint64 { return uint64(id)*0x9E3779B97F4A7C15 + 1 }
+
+func echoWorker(r *run, id int) error {
+	c, err := dial(r.cfg.Addr, r.cfg.Raw, r.cfg.Text, r.cfg.Size, seed(id))
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	var lat []time.Duration
+	defer func() { r.record(lat) }()
+	for k := 0; !r.done(k); k++ {
+		t0 := time.Now()
+		if err := c.roundTrip(k); err != nil {
+			return err
+		}
+		// Count the round trip if it ended inside the measured time.
+		if r.phase.Load() == measuring {
+			lat = append(lat, time.Since(t0))
+			r.ops.Add(1)
+		}
+	}
+	return nil
+}
+
+// pipelineWorker keeps cfg.Inflight messages in flight: a writer sends while there is
+// room, the reader takes each echo and frees its slot.
+func pipelineWorker(r *run, id int) error {
+	c, err := dial(r.cfg.Addr, r.cfg.Raw, r.cfg.Text, r.cfg.Size, seed(id))
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	// A slot is taken before a message is sent and freed once its echo is in; sent
+	// carries the send times, in order, from the writer to the reader.
+	slots := make(chan struct{}, r.cfg.Inflight)
+	sent := make(chan time.Time, r.cfg.Inflight)
+	failed := make(chan struct{})
+	werr := make(chan error, 1)
+	go func() {
+		defer close(sent)
+		for k := 0; !r.done(k); k++ {
+			select {
+			case slots <- struct{}{}:
+			case <-failed:
+				werr <- nil
+				return
+			}
+			sent <- time.Now()
+			if err := c.send(k); err != nil {
+				werr <- err
+				return
+			}
+		}
+		werr <- nil
+	}()
+	var lat []time.Duration
+	defer func() { r.record(lat) }()
+	for k := 0; ; k++ {
+		t0, ok := <-sent
+		if !ok {
+			break
+		}
+		if err := c.receive(k); err != nil {
+			close(failed)
+			c.nc.Close() // ends a send in progress
+			return err
+		}
+		<-slots
+		if r.phase.Load() == measuring {
+			lat = append(lat, time.Since(t0))
+			r.ops.Add(1)
+		}
+	}
+	return <-werr
+}
+
+// upgradeWorker opens connections, completes the handshake and drops them.
+func upgradeWorker(r *run, id int) error {
+	var lat []time.Duration
+	defer func() { r.record(lat) }()
+	for k := 0; !r.done(k); k++ {
+		t0 := time.Now()
+		c, err := dial(r.cfg.Addr, r.cfg.Raw, r.cfg.Text, 0, seed(id)+uint64(k))
+		if err != nil {
+			return err
+		}
+		c.abort()
+		if r.phase.Load() == measuring {
+			lat = append(lat, time.Since(t0))
+			r.ops.Add(1)
+		}
+	}
+	return nil
+}
+
+// runIdle opens cfg.Conns connections, echoes one message on each, and reads the
+// server's resident memory before and after: the difference per connection is what an
+// idle connection costs. Ops are the connections, their rate how fast they opened.
+func runIdle(cfg Config, res *Result) error {
+	rss0, err := readRSS(cfg.PID)
+	if err != nil {
+		return err
+	}
+	cpu0, err := readCPU(cfg.PID)
+	if err != nil {
+		return err
+	}
+	self0, _ := readCPU(os.Getpid())
+	conns := make([]*client, cfg.Conns)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.abort()
+			}
+		}
+	}()
+	lat := make([]time.Duration, cfg.Conns)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	start := time.Now()
+	for range min(cfg.Conns, 32) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				id := int(next.Add(1)) - 1
+				if id >= cfg.Conns {
+					return
+				}
+				t0 := time.Now()
+				c, err := dial(cfg.Addr, cfg.Raw, cfg.Text, cfg.Size, seed(id))
+				if err == nil {
+					conns[id] = c
+					err = c.roundTrip(0)
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("connection %d: %w", id, err)
+					}
+					mu.Unlock()
+					next.Store(int64(cfg.Conns)) // stop the others
+					return
+				}
+				lat[id] = time.Since(t0)
+				// The payloads are only needed for this one echo.
+				c.pattern, c.masked, c.scratch = nil, nil, nil
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if firstErr != nil {
+		return firstErr
+	}
+	cpu1, err := readCPU(cfg.PID)
+	if err != nil {
+		return err
+	}
+	self1, _ := readCPU(os.Getpid())
+	time.Sleep(cfg.Settle)
+	rss1, err := readRSS(cfg.PID)
+	if err != nil {
+		return err
+	}
+
+	res.Ops = int64(cfg.Conns)
+	res.Seconds = elapsed.Seconds()
+	res.OpsPerSec = float64(res.Ops) / res.Seconds
+	res.P50us, res.P99us = percentiles(lat)
+	res.LoadCPUPct = 100 * (self1 - self0).Seconds() / res.Seconds
+	if cfg.PID != 0 {
+		res.ServerCPUPct = 100 * (cpu1 - cpu0).Seconds() / res.Seconds
+		res.ServerCPUus = float64((cpu1 - cpu0).Microseconds()) / float64(res.Ops)
+		res.RSSBeforeKiB, res.RSSAfterKiB = rss0, rss1
+		res.RSSKiBPerConn = float64(rss1-rss0) / float64(cfg.Conns)
+	}
+	return nil
+}
