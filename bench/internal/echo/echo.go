@@ -38,12 +38,14 @@ const ReadLimit = 32 << 20
 //	          as the package documentation shows
 //	ours-msg  this module: Read then Write, one new slice per message
 //	ours-bg   like ours, under context.Background, which needs no deadline watching
+//	ours-go   like ours-bg, served from a goroutine of its own once the handler has
+//	          returned, which frees what net/http holds for the request
 //	gorilla   github.com/gorilla/websocket: NextReader copied into NextWriter
 //	coder     github.com/coder/websocket: Reader copied into Writer
 //	gobwas    github.com/gobwas/ws: zero-copy upgrade, wsutil.Reader into wsutil.Writer
 //	gws       github.com/lxzan/gws: OnMessage writes the message back
 //	floor     plain TCP: no HTTP, no framing; writes back whatever it reads
-var Libs = []string{"ours", "ours-msg", "ours-bg", "gorilla", "coder", "gobwas", "gws", "floor"}
+var Libs = []string{"ours", "ours-msg", "ours-bg", "ours-go", "gorilla", "coder", "gobwas", "gws", "floor"}
 
 // Known reports whether Serve has a server for lib.
 func Known(lib string) bool { return slices.Contains(Libs, lib) }
@@ -59,6 +61,8 @@ func Serve(ln net.Listener, lib string) error {
 		return serveHTTP(ln, oursHandler(echoOursMessage, true))
 	case "ours-bg":
 		return serveHTTP(ln, oursHandler(echoOursStream, false))
+	case "ours-go":
+		return serveHTTP(ln, oursDetachedHandler(echoOursStream))
 	case "gorilla":
 		return serveHTTP(ln, gorillaHandler())
 	case "coder":
@@ -134,6 +138,23 @@ func oursHandler(echo func(context.Context, *ours.Conn) error, requestContext bo
 		}
 		for echo(ctx, c) == nil {
 		}
+	})
+}
+
+// oursDetachedHandler serves each connection from a goroutine of its own and returns
+// from the handler at once.
+func oursDetachedHandler(echo func(context.Context, *ours.Conn) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := ours.Accept(w, r, &ours.AcceptOptions{InsecureSkipOriginCheck: true})
+		if err != nil {
+			return
+		}
+		c.SetReadLimit(ReadLimit)
+		go func() {
+			defer c.CloseNow()
+			for echo(context.Background(), c) == nil {
+			}
+		}()
 	})
 }
 
