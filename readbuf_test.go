@@ -75,6 +75,32 @@ func TestReadBufferIdleHoldsNothing(t *testing.T) {
 	assert.Nil(t, rb.buf)
 }
 
+// countingConn embeds a TCP connection and changes what Read does.
+type countingConn struct {
+	*net.TCPConn
+	reads int
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	c.reads++
+	return c.TCPConn.Read(p)
+}
+
+// TestReadBufferWrappedSocket checks that a connection type wrapping a socket is read
+// through its own Read, never around it.
+func TestReadBufferWrappedSocket(t *testing.T) {
+	a, b := tcpPair(t)
+	wrapped := &countingConn{TCPConn: b.(*net.TCPConn)}
+	rb := newReadBuffer(wrapped, nil)
+	assert.Nil(t, rb.raw)
+	_, err := a.Write([]byte("x"))
+	require.NoError(t, err)
+	p, err := rb.peek(1)
+	require.NoError(t, err)
+	assert.Equal(t, "x", string(p))
+	assert.Equal(t, 1, wrapped.reads)
+}
+
 func TestReadBufferPrefix(t *testing.T) {
 	a, b := tcpPair(t)
 	rb := newReadBuffer(b, []byte("ahead"))

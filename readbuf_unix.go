@@ -8,11 +8,18 @@ import (
 	"syscall"
 )
 
-// rawConn returns the socket of nc when it exposes one, to read it without a buffer held
-// while waiting.
+// rawConn returns the socket of nc, to read it without a buffer held while waiting. Only
+// the standard library's own socket types qualify: a type that embeds one may change what
+// Read returns (count, decrypt, or hold bytes it read ahead), which reading the socket
+// directly would bypass.
 func rawConn(nc net.Conn) syscall.RawConn {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
+	var sc syscall.Conn
+	switch c := nc.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	default:
 		return nil
 	}
 	raw, err := sc.SyscallConn()
