@@ -17,8 +17,8 @@ type MessageType int
 
 // The two data message types.
 const (
-	MessageText   MessageType = MessageType(opText)   // UTF-8 text
-	MessageBinary MessageType = MessageType(opBinary) // arbitrary bytes
+	MessageText   MessageType = 1 // UTF-8 text (opcode 0x1)
+	MessageBinary MessageType = 2 // arbitrary bytes (opcode 0x2)
 )
 
 func (t MessageType) String() string {
