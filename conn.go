@@ -155,22 +155,26 @@ func (c *Conn) gotPong(payload []byte) {
 	c.pingMu.Unlock()
 }
 
-// lock takes l, a one-slot channel used as a mutex, unless ctx is done or the Conn closes
-// first.
+// lock takes l, a one-slot channel used as a mutex, unless ctx is done or the Conn is
+// closed.
 func (c *Conn) lock(ctx context.Context, l chan struct{}) error {
 	select {
 	case l <- struct{}{}:
-		return nil
 	default:
+		select {
+		case l <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.closed:
+			return c.closedErr()
+		}
 	}
-	select {
-	case l <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-c.closed:
+	// Once closed, nothing more is read or written, not even what is buffered.
+	if c.isClosed() {
+		unlock(l)
 		return c.closedErr()
 	}
+	return nil
 }
 
 func unlock(l chan struct{}) { <-l }

@@ -492,6 +492,12 @@ func TestReadLimit(t *testing.T) {
 		assert.ErrorIs(t, r.err, ErrMessageTooBig)
 		p.expectClose(StatusMessageTooBig)
 	})
+	t.Run("a huge continuation cannot wrap the count around", func(t *testing.T) {
+		wc := &wireConn{r: bytes.NewReader([]byte{0x02, 0x01, 'A', 0x80, 0x7f, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})}
+		c := newConn(wc, nil, true, "")
+		_, _, err := c.Read(context.Background())
+		assert.ErrorIs(t, err, ErrMessageTooBig)
+	})
 	t.Run("raised", func(t *testing.T) {
 		p := newRawPeer(t, false)
 		p.conn.SetReadLimit(2 << 20)
@@ -696,6 +702,34 @@ func TestPeerVanishesMidFrame(t *testing.T) {
 			assert.ErrorIs(t, err, io.ErrUnexpectedEOF, "cut at %d, streaming=%v", cut, streaming)
 			assert.ErrorIs(t, err, net.ErrClosed, "cut at %d, streaming=%v", cut, streaming)
 		}
+	}
+}
+
+// TestNothingReadAfterClose checks that messages already buffered are not handed out once
+// the Conn is closed.
+func TestNothingReadAfterClose(t *testing.T) {
+	wire := wireOf(t, true, []byte("one"), []byte("two"))
+	for _, how := range []string{"CloseNow", "protocol error"} {
+		t.Run(how, func(t *testing.T) {
+			in := wire
+			if how == "protocol error" {
+				in = append(encodeFrame(frame{fin: true, op: 3}, true, 0), wire...)
+			}
+			c := newConn(&wireConn{r: bytes.NewReader(in)}, nil, false, "")
+			if how == "CloseNow" {
+				_, msg, err := c.Read(context.Background()) // buffers the second message too
+				require.NoError(t, err)
+				assert.Equal(t, "one", string(msg))
+				require.NoError(t, c.CloseNow())
+			} else {
+				_, _, err := c.Read(context.Background())
+				require.Equal(t, StatusProtocolError, protocolCode(err))
+			}
+			_, _, err := c.Read(context.Background())
+			assert.ErrorIs(t, err, net.ErrClosed)
+			_, _, err = c.Reader(context.Background())
+			assert.ErrorIs(t, err, net.ErrClosed)
+		})
 	}
 }
 

@@ -200,7 +200,8 @@ func headerTokens(h http.Header, name string) []string {
 	var tokens []string
 	for _, v := range h.Values(name) {
 		for _, t := range strings.Split(v, ",") {
-			if t = strings.TrimSpace(t); t != "" {
+			// RFC 7230 §3.2.3: the optional white space around elements is SP and HTAB.
+			if t = strings.Trim(t, " \t"); t != "" {
 				tokens = append(tokens, t)
 			}
 		}
@@ -208,13 +209,34 @@ func headerTokens(h http.Header, name string) []string {
 	return tokens
 }
 
-// hasToken reports whether the header name lists token, ignoring case (RFC 7230 §6.1:
-// Connection: keep-alive, Upgrade).
+// hasToken reports whether the header name lists token, ignoring ASCII case (RFC 7230
+// §6.1: Connection: keep-alive, Upgrade; RFC 6455 §4.2.1).
 func hasToken(h http.Header, name, token string) bool {
 	for _, t := range headerTokens(h, name) {
-		if strings.EqualFold(t, token) {
+		if asciiEqualFold(t, token) {
 			return true
 		}
 	}
 	return false
+}
+
+// asciiEqualFold is strings.EqualFold for ASCII only: protocol tokens do not fold other
+// letters (U+212A KELVIN SIGN is no k).
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }

@@ -194,6 +194,21 @@ func TestAcceptRequestChecks(t *testing.T) {
 			wantStatus: http.StatusSwitchingProtocols,
 		},
 		{
+			name:       "Upgrade folding a non-ASCII letter (KELVIN SIGN for k)",
+			edit:       func(h http.Header) { h.Set("Upgrade", "websoc\u212aet") },
+			wantStatus: http.StatusUpgradeRequired,
+		},
+		{
+			name:       "Connection token padded with non-ASCII space",
+			edit:       func(h http.Header) { h.Set("Connection", "keep-alive,\u2003Upgrade") },
+			wantStatus: http.StatusBadRequest,
+		},
+		{
+			name:       "Connection token padded with a tab",
+			edit:       func(h http.Header) { h.Set("Connection", "keep-alive,\tUpgrade") },
+			wantStatus: http.StatusSwitchingProtocols,
+		},
+		{
 			name:       "Connection token in lower case",
 			edit:       func(h http.Header) { h.Set("Connection", "upgrade") },
 			wantStatus: http.StatusSwitchingProtocols,

@@ -165,14 +165,15 @@ func (c *Conn) beginMessage() (MessageType, error) {
 // startFrame makes h the current frame of the open message, after checking the message
 // stays under the read limit: before any of its payload is read or allocated.
 func (c *Conn) startFrame(h header) error {
-	c.rd.size += h.length
-	if limit := c.readLimit.Load(); limit > 0 && c.rd.size > limit {
+	// Written so that no sum can overflow: 0 <= size <= limit and 0 <= length.
+	if limit := c.readLimit.Load(); limit > 0 && h.length > limit-c.rd.size {
 		return &ProtocolError{
 			Code:   StatusMessageTooBig,
-			Reason: fmt.Sprintf("message of %d bytes or more exceeds the read limit of %d bytes; raise it with Conn.SetReadLimit", c.rd.size, limit),
+			Reason: fmt.Sprintf("a frame of %d bytes after %d bytes of its message exceeds the read limit of %d bytes; raise it with Conn.SetReadLimit", h.length, c.rd.size, limit),
 			err:    ErrMessageTooBig,
 		}
 	}
+	c.rd.size += h.length
 	c.rd.frameLeft = h.length
 	c.rd.key = h.key
 	c.rd.masked = h.masked
