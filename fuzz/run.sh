@@ -8,12 +8,16 @@
 #
 # FUZZ_MINIMIZE_TIME (default 10s) bounds the time spent minimizing each input that finds
 # new coverage or fails: without a bound, both workers of a small machine can spend a short
-# run minimizing.
+# run minimizing. FUZZ_PARALLEL sets the number of fuzzing workers (default: one per CPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 duration="${1:-5m}"
 minimize="${FUZZ_MINIMIZE_TIME:-10s}"
+parallel=()
+if [ -n "${FUZZ_PARALLEL:-}" ]; then
+  parallel=(-parallel "$FUZZ_PARALLEL")
+fi
 targets=$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(f \*testing\.F).*/\1/p' fuzz_test.go)
 if [ -z "$targets" ]; then
   echo "no fuzz targets in fuzz_test.go" >&2
@@ -41,7 +45,7 @@ failed=()
 printf '%-20s %12s %10s %16s  %s\n' target execs execs/s "new interesting" result
 for t in $targets; do
   result=ok
-  if ! go test -run '^$' -fuzz "^${t}\$" -fuzztime "$duration" -fuzzminimizetime "$minimize" . >"$log" 2>&1; then
+  if ! go test -run '^$' -fuzz "^${t}\$" -fuzztime "$duration" -fuzzminimizetime "$minimize" ${parallel[@]+"${parallel[@]}"} . >"$log" 2>&1; then
     result=FAIL
     failed+=("$t")
   fi
