@@ -208,9 +208,7 @@ func (c *Conn) receivedClose(payload []byte) error {
 	if c.client {
 		// RFC 6455 §7.1.1: the server closes TCP first. Give it the close timeout to do so.
 		c.nc.SetReadDeadline(time.Now().Add(c.closeTimeout))
-		for c.rb.discard(c.rb.buffered()); c.rb.fill() == nil; {
-			c.rb.discard(c.rb.buffered())
-		}
+		c.drain()
 	}
 	c.teardown(ce)
 	return ce

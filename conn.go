@@ -232,8 +232,31 @@ func (c *Conn) fail(err error, code StatusCode) error {
 				reason = reason[:len(reason)-1]
 			}
 		}
-		c.sendClose(code, reason)
+		if c.sendClose(code, reason) == nil {
+			c.linger()
+		}
 	}
 	c.teardown(err)
 	return c.closedErr()
+}
+
+// linger lets the close frame just sent reach a peer that is still sending: closing a TCP
+// connection with unread bytes resets it, and a reset can destroy the close frame before
+// the peer reads it. So it ends only our direction, then reads and drops what arrives
+// until the peer closes too, for at most the close timeout. The caller holds readLock.
+func (c *Conn) linger() {
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	c.nc.SetReadDeadline(time.Now().Add(c.closeTimeout))
+	c.drain()
+}
+
+// drain reads and drops everything until the connection ends or its read deadline
+// passes. The caller holds readLock.
+func (c *Conn) drain() {
+	for c.rb.discard(c.rb.buffered()); c.rb.fill() == nil; {
+		c.rb.discard(c.rb.buffered())
+	}
 }

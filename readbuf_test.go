@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"context"
 	"io"
 	"net"
 	"os"
@@ -131,4 +132,25 @@ func TestReadBufferLargeReadBypasses(t *testing.T) {
 		assert.Nil(t, rb.buf, "nothing was buffered")
 	}
 	assert.Equal(t, want, got)
+}
+
+// TestFailLetsCloseFrameThrough checks that a Conn failing while its peer is still
+// sending lets the peer read the close frame: closing a socket with unread bytes would
+// reset the connection and could destroy the frame.
+func TestFailLetsCloseFrameThrough(t *testing.T) {
+	a, b := tcpPair(t)
+	server := newConn(b, nil, false, "")
+	client := newConn(a, nil, true, "")
+	server.SetReadLimit(1000)
+	writeErr := make(chan error, 1)
+	clientRead := make(chan error, 1)
+	go func() {
+		writeErr <- client.Write(context.Background(), MessageBinary, payloadOf(8<<20))
+		_, _, err := client.Read(context.Background())
+		clientRead <- err
+	}()
+	_, _, err := server.Read(context.Background())
+	require.ErrorIs(t, err, ErrMessageTooBig)
+	require.NoError(t, <-writeErr, "the server drained the message instead of resetting the connection")
+	assert.Equal(t, StatusMessageTooBig, CloseStatus(<-clientRead))
 }
