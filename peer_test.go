@@ -106,6 +106,9 @@ func (p *rawPeer) receive() {
 	for {
 		f, err := readRawFrame(br)
 		if err != nil {
+			// Like any real peer, close our end once the Conn has closed its own: a
+			// Conn that failed waits for that before it closes the socket.
+			p.nc.Close()
 			p.ended <- err
 			return
 		}
