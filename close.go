@@ -162,7 +162,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	defer timer.Stop()
 	select {
 	case c.readLock <- struct{}{}:
-		c.nc.SetReadDeadline(time.Now().Add(c.closeTimeout))
+		c.rwatch.deadline(time.Now().Add(c.closeTimeout))
 		var err error
 		for err == nil {
 			_, err = c.beginMessage()
@@ -207,7 +207,7 @@ func (c *Conn) receivedClose(payload []byte) error {
 	}
 	if c.client {
 		// RFC 6455 §7.1.1: the server closes TCP first. Give it the close timeout to do so.
-		c.nc.SetReadDeadline(time.Now().Add(c.closeTimeout))
+		c.rwatch.deadline(time.Now().Add(c.closeTimeout))
 		c.drain()
 	}
 	c.teardown(ce)

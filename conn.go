@@ -249,7 +249,7 @@ func (c *Conn) linger() {
 	if !ok || cw.CloseWrite() != nil {
 		return
 	}
-	c.nc.SetReadDeadline(time.Now().Add(c.closeTimeout))
+	c.rwatch.deadline(time.Now().Add(c.closeTimeout))
 	c.drain()
 }
 

@@ -799,6 +799,25 @@ func TestContextKeptAcrossCalls(t *testing.T) {
 	}
 }
 
+// TestCloseIgnoresEarlierContexts checks that a context used by earlier reads, ending
+// while Close waits for the peer, does not cut the closing handshake short.
+func TestCloseIgnoresEarlierContexts(t *testing.T) {
+	p := newRawPeer(t, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p.send(frame{fin: true, op: opText, payload: []byte("first")})
+	_, msg, err := p.conn.Read(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "first", string(msg))
+
+	errc := make(chan error, 1)
+	go func() { errc <- p.conn.Close(StatusNormalClosure, "") }()
+	require.Equal(t, opClose, p.next().op)
+	cancel()
+	p.send(frame{fin: true, op: opClose, payload: []byte{0x03, 0xE8}})
+	assert.NoError(t, <-errc)
+}
+
 func TestContextDeadline(t *testing.T) {
 	server, _ := pipePair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)

@@ -89,6 +89,14 @@ func (w *ctxWatch) close() {
 	}
 }
 
+// deadline sets this direction's deadline for I/O that answers to no context, such as
+// the closing handshake's waits: it first ends the registration, so that a context
+// ending now cannot move the deadline after it was set.
+func (w *ctxWatch) deadline(t time.Time) {
+	w.reset()
+	w.setDeadline(t)
+}
+
 // cut reports whether ctx is done, and so whether it may have cut I/O short.
 func cut(ctx context.Context) bool {
 	return ctx.Done() != nil && ctx.Err() != nil

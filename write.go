@@ -281,8 +281,8 @@ func (c *Conn) sendClose(code StatusCode, reason string) error {
 		return errCloseSent
 	}
 	c.closeSent = true
-	c.nc.SetWriteDeadline(time.Now().Add(c.closeTimeout))
+	c.wwatch.deadline(time.Now().Add(c.closeTimeout))
 	_, err = c.nc.Write(c.controlFrame(opClose, payload))
-	c.nc.SetWriteDeadline(time.Time{})
+	c.wwatch.deadline(time.Time{})
 	return err
 }
