@@ -11,11 +11,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hybi/websocket/internal/leak"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -23,33 +24,8 @@ import (
 	"github.com/hybi/websocket"
 )
 
-// TestMain fails the run when a test leaves a goroutine behind.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := leakedGoroutines(); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines still running after the tests:\n\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// leakedGoroutines returns the stacks of every goroutine but the caller's.
-// A goroutine that has been told to stop can take a moment to return, so it
-// looks again for a few seconds before giving up on them.
-func leakedGoroutines() string {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		_, others, _ := strings.Cut(string(buf), "\n\n") // the caller's own stack comes first
-		if others == "" || time.Now().After(deadline) {
-			return others
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// TestMain fails the run if a test left goroutines running.
+func TestMain(m *testing.M) { leak.Main(m) }
 
 // serve runs the example's handler on a test server bound to 127.0.0.1.
 // The returned channel receives the error that ended the echo connection.

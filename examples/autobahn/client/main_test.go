@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hybi/websocket/internal/leak"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -19,40 +19,8 @@ import (
 	"github.com/hybi/websocket"
 )
 
-// TestMain fails the run if a test left a connection's goroutines behind.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := leakedGoroutines(); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines left running after the tests:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// leakedGoroutines returns the stacks of goroutines still running the library's code or
-// the test server's, giving those on their way out two seconds to finish.
-func leakedGoroutines() string {
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		var leaked []string
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "leakedGoroutines") {
-				continue
-			}
-			if strings.Contains(g, "github.com/hybi/websocket") || strings.Contains(g, "net/http/httptest") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 || time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// TestMain fails the run if a test left goroutines running.
+func TestMain(m *testing.M) { leak.Main(m) }
 
 // message is one message the fake server sends in a case, expecting it back.
 type message struct {
