@@ -16,6 +16,10 @@ import (
 // server) or masks it through the buffer in pieces (on a client).
 const writeBufferSize = 4096
 
+// Masking keys come from math/rand/v2's top-level functions: a ChaCha8 generator per
+// thread, seeded from the operating system's randomness, which is fast enough for one key
+// a frame and unpredictable, as RFC 6455 §5.3 asks.
+
 var (
 	errCloseSent      = &closedError{cause: errors.New("close frame already sent")}
 	errWriterClosed   = fmt.Errorf("websocket: message writer already closed: %w", net.ErrClosed)
