@@ -52,7 +52,6 @@ type Conn struct {
 	readLock chan struct{}
 	rwatch   ctxWatch
 	rd       readState
-	mr       messageReader
 	ctrl     [maxControlPayload]byte // payload of the control frame being handled
 
 	// Writing. msgLock keeps messages whole; frameLock keeps frames whole.
@@ -95,7 +94,6 @@ func newConn(nc net.Conn, br *bufio.Reader, client bool, subprotocol string) *Co
 	c.rwatch.nc = nc
 	c.wwatch.nc, c.wwatch.write = nc, true
 	c.readLimit.Store(defaultReadLimit)
-	c.mr.c = c
 	c.mw.c = c
 	return c
 }

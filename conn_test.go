@@ -896,9 +896,52 @@ func TestReaderDiscardsUnreadRest(t *testing.T) {
 	assert.Equal(t, MessageBinary, typ)
 	assert.Equal(t, "second", string(msg))
 	require.NoError(t, <-errc)
-	n, err := r.Read(buf) // the old reader is done
+	n, err := r.Read(buf) // the old reader is done, and says its message was cut
 	assert.Zero(t, n)
-	assert.ErrorIs(t, err, io.EOF)
+	assert.ErrorIs(t, err, errReaderDiscarded)
+}
+
+func TestOldReaderAtItsEnd(t *testing.T) {
+	server, client := pipePair(t)
+	go func() {
+		client.Write(context.Background(), MessageText, []byte("first"))
+		client.Write(context.Background(), MessageText, []byte("second"))
+	}()
+	_, r, err := server.Reader(context.Background())
+	require.NoError(t, err)
+	got, err := io.ReadAll(r)
+	require.NoError(t, err)
+	assert.Equal(t, "first", string(got))
+	_, msg, err := server.Read(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "second", string(msg))
+	n, err := r.Read(make([]byte, 8))
+	assert.Zero(t, n)
+	assert.ErrorIs(t, err, io.EOF, "a reader that had read its message whole still says EOF")
+}
+
+// TestOldReaderWhileNextMessageStarts reads from a message reader in one goroutine while
+// another starts the next message: the old reader ends, and -race sees no race.
+func TestOldReaderWhileNextMessageStarts(t *testing.T) {
+	server, client := pipePair(t)
+	go func() {
+		client.Write(context.Background(), MessageText, payloadOf(10000))
+		client.Write(context.Background(), MessageBinary, []byte("second"))
+	}()
+	_, r, err := server.Reader(context.Background())
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		io.Copy(io.Discard, r) // ends with the first message, wherever the other got to
+	}()
+	typ, r2, err := server.Reader(context.Background())
+	require.NoError(t, err)
+	<-done
+	assert.Equal(t, MessageBinary, typ)
+	got, err := io.ReadAll(r2)
+	require.NoError(t, err)
+	assert.Equal(t, "second", string(got))
 }
 
 func TestMisuse(t *testing.T) {

@@ -13,12 +13,12 @@ type readState struct {
 	frameLeft int64  // payload bytes of the current frame not read yet
 	key       uint32 // masking key of the current frame, rotated to the next byte
 	masked    bool
-	fin       bool // the current frame is the last of its message
-	open      bool // a message has frames or bytes not consumed yet
+	fin       bool   // the current frame is the last of its message
+	open      bool   // a message has frames or bytes not consumed yet
+	msg       uint64 // messages begun so far
 	typ       MessageType
 	size      int64 // payload bytes of the open message so far
 	utf8      utf8Validator
-	ctx       context.Context // the context of the message reader handed out
 }
 
 // Read reads the next message whole and returns it in a new slice the caller owns.
@@ -72,8 +72,9 @@ func (c *Conn) room(have int) int {
 
 // Reader waits for the next message like Read and returns a reader of its payload, which
 // streams it frame by frame without holding it whole. The reader is valid until the next
-// call of Reader or Read, which discards what it left unread. Its reads honour ctx as
-// Read does; they may be made from any one goroutine at a time.
+// call of Reader or Read, which discards what it left unread: after that, its reads
+// return io.EOF if it had read the message to the end, and an error if not. Its reads
+// honour ctx as Read does; they may be made from any one goroutine at a time.
 func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 	if err := c.lock(ctx, c.readLock); err != nil {
 		return 0, nil, err
@@ -84,34 +85,40 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 	if err = c.readResult(ctx, err); err != nil {
 		return 0, nil, err
 	}
-	c.rd.ctx = ctx
-	return typ, &c.mr, nil
+	return typ, &messageReader{c: c, ctx: ctx, msg: c.rd.msg}, nil
 }
 
-// messageReader is the io.Reader that Reader hands out; each Conn has one.
+var errReaderDiscarded = errors.New("websocket: message reader used after a later Read or Reader discarded the rest of its message")
+
+// messageReader is the io.Reader that Reader hands out, one per message: a reader kept
+// past its message must not read the next one.
 type messageReader struct {
-	c *Conn
+	c   *Conn
+	ctx context.Context
+	msg uint64 // the message it reads, in readState.msg's count
+	eof bool   // it has returned io.EOF
 }
 
 func (r *messageReader) Read(p []byte) (int, error) {
 	c := r.c
-	ctx := c.rd.ctx
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	if err := c.lock(ctx, c.readLock); err != nil {
+	if err := c.lock(r.ctx, c.readLock); err != nil {
 		return 0, err
 	}
 	defer unlock(c.readLock)
-	if !c.rd.open {
-		return 0, io.EOF
+	if r.msg != c.rd.msg || !c.rd.open {
+		if r.eof || r.msg == c.rd.msg {
+			r.eof = true
+			return 0, io.EOF
+		}
+		return 0, errReaderDiscarded
 	}
-	c.rwatch.start(ctx)
+	c.rwatch.start(r.ctx)
 	n, err := c.readPayload(p)
 	if err == io.EOF {
+		r.eof = true
 		return n, io.EOF
 	}
-	return n, c.readResult(ctx, err)
+	return n, c.readResult(r.ctx, err)
 }
 
 // readResult turns what a read produced into what the caller sees. When ctx cut the
@@ -156,6 +163,7 @@ func (c *Conn) beginMessage() (MessageType, error) {
 		return 0, protocolError(StatusProtocolError, "continuation frame with no message to continue")
 	}
 	c.rd.open = true
+	c.rd.msg++
 	c.rd.typ = MessageType(h.op)
 	c.rd.size = 0
 	c.rd.utf8 = utf8Validator{}
