@@ -114,32 +114,7 @@ func (e *tcpEnds) rawPeer(t *testing.T, connIsClient bool) *rawPeer {
 	} else {
 		nc, conn = e.acceptedFromRawClient(t)
 	}
-	p := &rawPeer{
-		t:      t,
-		nc:     nc,
-		masks:  !connIsClient,
-		frames: make(chan frame, 64),
-		ended:  make(chan error, 1),
-		conn:   conn,
-		out:    make(chan []byte, 64),
-	}
-	go p.receive()
-	sent := make(chan struct{})
-	go func() {
-		defer close(sent)
-		for b := range p.out {
-			p.nc.Write(b) // as in newRawPeer: what the Conn answered is what is checked
-		}
-	}()
-	t.Cleanup(func() {
-		p.conn.CloseNow()
-		p.nc.Close()
-		close(p.out)
-		<-sent
-		for range p.frames {
-		}
-	})
-	return p
+	return startRawPeer(t, nc, conn)
 }
 
 // acceptedFromRawClient returns a raw client connection and the Conn that Accept made of

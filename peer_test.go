@@ -65,20 +65,27 @@ type readOut struct {
 	err error
 }
 
-// newRawPeer puts a Conn in the given role in front of a raw peer.
+// newRawPeer puts a Conn in the given role in front of a raw peer, over net.Pipe.
 func newRawPeer(t *testing.T, connIsClient bool) *rawPeer {
 	t.Helper()
 	a, b := net.Pipe()
+	conn := newConn(a, bufio.NewReader(a), connIsClient, "")
+	conn.closeTimeout = time.Second
+	return startRawPeer(t, b, conn)
+}
+
+// startRawPeer makes nc the raw peer of conn and starts its reading and writing
+// goroutines, which end with the test.
+func startRawPeer(t *testing.T, nc net.Conn, conn *Conn) *rawPeer {
 	p := &rawPeer{
 		t:      t,
-		nc:     b,
-		masks:  !connIsClient,
+		nc:     nc,
+		masks:  !conn.client,
 		frames: make(chan frame, 64),
 		ended:  make(chan error, 1),
-		conn:   newConn(a, bufio.NewReader(a), connIsClient, ""),
+		conn:   conn,
 		out:    make(chan []byte, 64),
 	}
-	p.conn.closeTimeout = time.Second
 	go p.receive()
 	sent := make(chan struct{})
 	go func() {
