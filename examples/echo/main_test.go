@@ -16,12 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hybi/websocket/internal/leak"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/hybi/websocket"
+	"github.com/hybi/websocket/internal/leak"
 )
 
 // TestMain fails the run if a test left goroutines running.
