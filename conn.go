@@ -57,7 +57,6 @@ type Conn struct {
 	// Writing. msgLock keeps messages whole; frameLock keeps frames whole.
 	msgLock   chan struct{}
 	wbuf      *[maxHeaderSize + writeBufferSize]byte // data frames are built here; owned by the msgLock holder, pooled
-	mw        messageWriter
 	frameLock chan struct{}
 	wwatch    ctxWatch                                // owned by the frameLock holder
 	cbuf      [maxHeaderSize + maxControlPayload]byte // control frames; owned by the frameLock holder
@@ -94,7 +93,6 @@ func newConn(nc net.Conn, br *bufio.Reader, client bool, subprotocol string) *Co
 	c.rwatch.nc = nc
 	c.wwatch.nc, c.wwatch.write = nc, true
 	c.readLimit.Store(defaultReadLimit)
-	c.mw.c = c
 	return c
 }
 

@@ -43,6 +43,10 @@ type DialOptions struct {
 	// http.ProxyFromEnvironment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY); a func returning nil
 	// turns proxies off.
 	Proxy func(*http.Request) (*url.URL, error)
+
+	// Compression says whether to offer permessage-deflate to the server, and how; see
+	// CompressionMode for what each mode costs. Default: CompressionDisabled.
+	Compression CompressionMode
 }
 
 // maxErrorBody bounds how much of a refusing response's body Dial keeps, and

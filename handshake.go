@@ -34,6 +34,10 @@ type AcceptOptions struct {
 	// ResponseHeader holds extra headers for the 101 response, such as Set-Cookie.
 	// Headers that the handshake itself sets are ignored here. Default: none.
 	ResponseHeader http.Header
+
+	// Compression says whether to accept the permessage-deflate offer of a client, and
+	// how; see CompressionMode for what each mode costs. Default: CompressionDisabled.
+	Compression CompressionMode
 }
 
 // acceptGUID is the fixed string RFC 6455 §1.3 appends to the key.
