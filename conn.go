@@ -45,6 +45,11 @@ type Conn struct {
 	client      bool // masks the frames it sends and expects unmasked ones (RFC 6455 §5.1)
 	subprotocol string
 
+	// permessage-deflate (RFC 7692), when the handshake negotiated it.
+	deflate    bool
+	windowBits int // the largest window our compressor may use: 8–15
+	peerWindow int // bytes of the peer's output its next message may refer to; 0 without context takeover
+
 	readLimit    atomic.Int64
 	closeTimeout time.Duration
 

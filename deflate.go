@@ -1,6 +1,13 @@
 package websocket
 
-import "strconv"
+import (
+	"compress/flate"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+)
 
 // CompressionMode says whether a Conn compresses its messages with the permessage-deflate
 // extension (RFC 7692), and how much memory it spends on it.
@@ -32,4 +39,271 @@ func (m CompressionMode) String() string {
 		return "context takeover"
 	}
 	return "CompressionMode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// compressThreshold is the size under which Write sends a message uncompressed: deflate
+// cannot win much on a few bytes and would still cost its time. RFC 7692 §6 lets any
+// message go uncompressed.
+const compressThreshold = 128
+
+// maxWindowBits is the window of compress/flate, 32 KiB, the largest RFC 7692 allows.
+const maxWindowBits = 15
+
+// deflateTail ends every compressed message given to the decompressor. RFC 7692 §7.2.2:
+// the sender removed the 4 bytes 00 00 ff ff, the end of an empty non-final stored block,
+// and the receiver puts them back. The empty final stored block after them tells
+// compress/flate the stream is over, so that it returns io.EOF instead of waiting for
+// more.
+const deflateTail = "\x00\x00\xff\xff\x01\x00\x00\xff\xff"
+
+// useDeflate turns permessage-deflate on for the Conn, with the parameters its handshake
+// agreed on.
+func (c *Conn) useDeflate(p deflateParams) {
+	c.deflate = true
+	c.windowBits = p.windowBits
+	if !p.peerNoContext {
+		c.peerWindow = 1 << p.peerWindowBits
+	}
+}
+
+// Decompressing.
+
+// inflaters holds decompressors between messages, so that an idle Conn holds none.
+var inflaters sync.Pool
+
+// inflater decompresses one message at a time.
+type inflater struct {
+	fr  io.ReadCloser // a compress/flate reader; also a flate.Resetter
+	src payloadSource
+}
+
+// payloadSource is what the decompressor reads: the payload of the open message, then
+// deflateTail. It is an io.ByteReader, which compress/flate reads a byte at a time
+// without a bufio.Reader of its own.
+type payloadSource struct {
+	c       *Conn
+	buf     [readBufferSize]byte
+	r, w    int  // buf[r:w] is payload not yet given to the decompressor
+	payload bool // the last frame of the message has been consumed
+	tail    int  // bytes of deflateTail given
+}
+
+func (s *payloadSource) Read(p []byte) (int, error) {
+	if s.r < s.w {
+		n := copy(p, s.buf[s.r:s.w])
+		s.r += n
+		return n, nil
+	}
+	return s.next(p)
+}
+
+func (s *payloadSource) ReadByte() (byte, error) {
+	if s.r == s.w {
+		n, err := s.next(s.buf[:])
+		if n == 0 {
+			return 0, err
+		}
+		s.r, s.w = 0, n
+	}
+	s.r++
+	return s.buf[s.r-1], nil
+}
+
+// next reads what follows into p: payload while there is some, then the tail.
+func (s *payloadSource) next(p []byte) (int, error) {
+	if !s.payload {
+		n, err := s.c.readPayload(p)
+		if err != io.EOF {
+			return n, err
+		}
+		s.payload = true
+	}
+	if s.ended() {
+		return 0, io.EOF
+	}
+	n := copy(p, deflateTail[s.tail:])
+	s.tail += n
+	return n, nil
+}
+
+// ended reports whether everything, the tail included, has been given.
+func (s *payloadSource) ended() bool { return s.tail == len(deflateTail) }
+
+// startInflate sets up the decompression of the message that begins.
+func (c *Conn) startInflate() error {
+	in, _ := inflaters.Get().(*inflater)
+	if in == nil {
+		in = &inflater{}
+	}
+	in.src = payloadSource{c: c}
+	// Without context takeover the window is nil: every message stands alone.
+	if in.fr == nil {
+		in.fr = flate.NewReaderDict(&in.src, c.rd.window)
+	} else if err := in.fr.(flate.Resetter).Reset(&in.src, c.rd.window); err != nil {
+		return err
+	}
+	c.rd.inf = in
+	c.rd.out = 0
+	return nil
+}
+
+// inflate reads decompressed data of the open message into p. It returns io.EOF once
+// the message is complete, and enforces the read limit on the decompressed size.
+func (c *Conn) inflate(p []byte) (int, error) {
+	in := c.rd.inf
+	limit := c.readLimit.Load()
+	if limit > 0 && int64(len(p)) > limit-c.rd.out {
+		// One byte past the limit is enough to know it is exceeded.
+		p = p[:limit-c.rd.out+1]
+	}
+	n, err := in.fr.Read(p)
+	c.rd.out += int64(n)
+	if limit > 0 && c.rd.out > limit {
+		return 0, &ProtocolError{
+			Code:   StatusMessageTooBig,
+			Reason: fmt.Sprintf("a compressed message inflates past the read limit of %d bytes; raise it with Conn.SetReadLimit", limit),
+			err:    ErrMessageTooBig,
+		}
+	}
+	if c.peerWindow > 0 {
+		c.keepWindow(p[:n])
+	}
+	switch {
+	case err == io.EOF:
+		// A final block of the peer's own may end the data before the tail: what follows
+		// it cannot be decompressed and is dropped (RFC 1951 §3.2.3).
+		for !in.src.payload {
+			_, err := c.readPayload(in.src.buf[:])
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return n, err
+			}
+		}
+		c.endInflate()
+	case err == io.ErrUnexpectedEOF && in.src.ended(), errors.As(err, new(flate.CorruptInputError)):
+		return n, protocolError(StatusInvalidFramePayloadData, "compressed message is not valid DEFLATE data")
+	}
+	return n, err
+}
+
+// endInflate gives the decompressor back once its message is over.
+func (c *Conn) endInflate() {
+	in := c.rd.inf
+	in.src = payloadSource{}
+	c.rd.inf = nil
+	inflaters.Put(in)
+}
+
+// keepWindow appends b to the window of the peer's recent output that its next
+// compressed message may refer to (RFC 7692 §7.2.3.2: context takeover).
+func (c *Conn) keepWindow(b []byte) {
+	size := c.peerWindow
+	if c.rd.window == nil {
+		c.rd.window = make([]byte, 0, size)
+	}
+	w := c.rd.window
+	if len(b) >= size {
+		c.rd.window = append(w[:0], b[len(b)-size:]...)
+		return
+	}
+	if over := len(w) + len(b) - size; over > 0 {
+		w = w[:copy(w, w[over:])]
+	}
+	c.rd.window = append(w, b...)
+}
+
+// Compressing.
+
+// deflaters holds compressors between messages. One takes about 1 MiB, so a Conn only
+// holds one while it sends a compressed message.
+var deflaters sync.Pool
+
+// startDeflate makes w compress the message it writes.
+func (w *messageWriter) startDeflate() {
+	fw, _ := deflaters.Get().(*flate.Writer)
+	if fw == nil {
+		fw, _ = flate.NewWriter(&w.sink, flate.BestSpeed)
+	} else {
+		fw.Reset(&w.sink)
+	}
+	w.fw = fw
+	w.sink.w = w
+	w.rsv = rsv1 // RFC 7692 §6: RSV1 marks the first frame of a compressed message
+	if w.c.windowBits < maxWindowBits {
+		w.chunk = 1 << w.c.windowBits
+	}
+}
+
+// deflate compresses p into the message. When the peer limits our window below the 32 KiB
+// of compress/flate, the message is compressed in pieces no longer than the window, each
+// by a fresh compressor, so that no back-reference reaches further than the window:
+// the pieces still form one DEFLATE stream, since each ends with a flush on a byte
+// boundary.
+func (w *messageWriter) deflate(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		q := p
+		if w.chunk > 0 {
+			if w.inChunk == w.chunk {
+				if err := w.fw.Flush(); err != nil {
+					return written, err
+				}
+				w.fw.Reset(&w.sink)
+				w.inChunk = 0
+			}
+			q = q[:min(len(q), w.chunk-w.inChunk)]
+			w.inChunk += len(q)
+		}
+		n, err := w.fw.Write(q)
+		written += n
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+	}
+	return written, nil
+}
+
+// releaseDeflate gives the compressor back without finishing the message.
+func (w *messageWriter) releaseDeflate() {
+	w.fw.Reset(io.Discard)
+	deflaters.Put(w.fw)
+	w.fw = nil
+}
+
+// endDeflate flushes the compressor and sends the rest of the message as its final
+// frame, without the 00 00 ff ff that ends the flush (RFC 7692 §7.2.1).
+func (w *messageWriter) endDeflate() error {
+	err := w.fw.Flush()
+	w.releaseDeflate()
+	if err != nil {
+		return err
+	}
+	w.n -= 4
+	return w.flush(true)
+}
+
+// deflateSink receives the compressor's output and sends it as frames each time the
+// buffer fills. It always keeps the last 4 bytes back: they may be the 00 00 ff ff that
+// endDeflate removes.
+type deflateSink struct{ w *messageWriter }
+
+func (s *deflateSink) Write(p []byte) (int, error) {
+	w := s.w
+	buf := w.c.buffer()[maxHeaderSize:]
+	written := 0
+	for len(p) > 0 {
+		if w.n == writeBufferSize {
+			if err := w.send(false, writeBufferSize-4); err != nil {
+				return written, err
+			}
+		}
+		m := copy(buf[w.n:], p)
+		w.n += m
+		written += m
+		p = p[m:]
+	}
+	return written, nil
 }

@@ -156,6 +156,11 @@ func handshake(ctx context.Context, nc net.Conn, u *url.URL, opts *DialOptions) 
 	if len(opts.Subprotocols) > 0 {
 		req.Header["Sec-WebSocket-Protocol"] = []string{strings.Join(opts.Subprotocols, ", ")}
 	}
+	if offer := deflateOffer(opts.Compression); offer != "" {
+		req.Header["Sec-WebSocket-Extensions"] = []string{offer}
+	} else {
+		req.Header.Del("Sec-WebSocket-Extensions")
+	}
 	bw := bufio.NewWriterSize(nc, 1024)
 	if err := req.Write(bw); err != nil {
 		return nil, nil, fmt.Errorf("websocket: writing the handshake request: %w", err)
@@ -169,7 +174,8 @@ func handshake(ctx context.Context, nc net.Conn, u *url.URL, opts *DialOptions) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("websocket: reading the handshake response: %w", err)
 	}
-	if err := checkResponse(resp, key, opts.Subprotocols); err != nil {
+	deflate, compress, err := checkResponse(resp, key, opts)
+	if err != nil {
 		// A body without a length that the server never ends must not hold Dial up.
 		tcp.SetReadDeadline(time.Now().Add(errorBodyTimeout))
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
@@ -181,11 +187,16 @@ func handshake(ctx context.Context, nc net.Conn, u *url.URL, opts *DialOptions) 
 		return nil, resp, ctx.Err()
 	}
 	nc.SetDeadline(time.Time{})
-	return newConn(nc, br, true, resp.Header.Get("Sec-WebSocket-Protocol")), resp, nil
+	c := newConn(nc, br, true, resp.Header.Get("Sec-WebSocket-Protocol"))
+	if compress {
+		c.useDeflate(deflate)
+	}
+	return c, resp, nil
 }
 
-// checkResponse checks the server's answer against RFC 6455 §4.1.
-func checkResponse(resp *http.Response, key string, offered []string) error {
+// checkResponse checks the server's answer against RFC 6455 §4.1 and returns the
+// compression it agreed to, if any.
+func checkResponse(resp *http.Response, key string, opts *DialOptions) (p deflateParams, compress bool, err error) {
 	refused := func(reason string) error {
 		return &HandshakeError{Status: resp.StatusCode, Reason: reason}
 	}
@@ -194,23 +205,23 @@ func checkResponse(resp *http.Response, key string, offered []string) error {
 		if loc := resp.Header.Get("Location"); loc != "" {
 			reason += "; it redirects to " + loc
 		}
-		return refused(reason)
+		return p, false, refused(reason)
 	}
 	if !hasToken(resp.Header, "Upgrade", "websocket") {
-		return refused(`response lacks "Upgrade: websocket"`)
+		return p, false, refused(`response lacks "Upgrade: websocket"`)
 	}
 	if !hasToken(resp.Header, "Connection", "upgrade") {
-		return refused(`response lacks "Connection: Upgrade"`)
+		return p, false, refused(`response lacks "Connection: Upgrade"`)
 	}
 	if resp.Header.Get("Sec-WebSocket-Accept") != acceptKey(key) {
-		return refused("Sec-WebSocket-Accept does not match the key sent")
+		return p, false, refused("Sec-WebSocket-Accept does not match the key sent")
 	}
-	if p := resp.Header.Values("Sec-WebSocket-Protocol"); len(p) > 1 || len(p) == 1 && !slices.Contains(offered, p[0]) {
-		return refused(fmt.Sprintf("server chose subprotocol %q, which was not offered", p))
+	if sp := resp.Header.Values("Sec-WebSocket-Protocol"); len(sp) > 1 || len(sp) == 1 && !slices.Contains(opts.Subprotocols, sp[0]) {
+		return p, false, refused(fmt.Sprintf("server chose subprotocol %q, which was not offered", sp))
 	}
-	if resp.Header.Get("Sec-WebSocket-Extensions") != "" {
-		// RFC 6455 §4.1: an extension the client did not ask for fails the connection.
-		return refused("server chose an extension that was not offered")
+	p, compress, err = deflateResponse(resp.Header.Values("Sec-WebSocket-Extensions"), opts.Compression)
+	if err != nil {
+		return p, false, refused(err.Error())
 	}
-	return nil
+	return p, compress, nil
 }

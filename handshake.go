@@ -55,7 +55,7 @@ var handshakeHeaders = map[string]bool{
 	"Connection":             true,
 	"Sec-Websocket-Accept":   true,
 	"Sec-Websocket-Protocol": true,
-	// No extension is negotiated: announcing one would make the client expect it.
+	// Announcing an extension the Conn does not run would make the client expect it.
 	"Sec-Websocket-Extensions": true,
 }
 
@@ -76,6 +76,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		return nil, refuse(w, err)
 	}
 	protocol := selectSubprotocol(r.Header, opts.Subprotocols)
+	deflate, extensions, compress := acceptDeflate(r.Header.Values("Sec-WebSocket-Extensions"), opts.Compression)
 
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
@@ -91,6 +92,9 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	if protocol != "" {
 		b.WriteString("Sec-WebSocket-Protocol: " + protocol + "\r\n")
 	}
+	if compress {
+		b.WriteString("Sec-WebSocket-Extensions: " + extensions + "\r\n")
+	}
 	// WriteSubset matches keys as spelled; a key written as in the RFC, such as
 	// "Sec-WebSocket-Protocol" in a map literal, is not in canonical form.
 	exclude := make(map[string]bool)
@@ -105,7 +109,11 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		nc.Close()
 		return nil, fmt.Errorf("websocket: writing the handshake response: %w", err)
 	}
-	return newConn(nc, brw.Reader, false, protocol), nil
+	c := newConn(nc, brw.Reader, false, protocol)
+	if compress {
+		c.useDeflate(deflate)
+	}
+	return c, nil
 }
 
 // checkRequest checks r against RFC 6455 §4.2.1 and the origin policy. It may set

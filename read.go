@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 )
 
@@ -19,6 +20,11 @@ type readState struct {
 	typ       MessageType
 	size      int64 // payload bytes of the open message so far
 	utf8      utf8Validator
+
+	// permessage-deflate
+	inf    *inflater // decompresses the open message, if it is compressed
+	out    int64     // bytes the open message inflated to so far
+	window []byte    // the peer's recent output, with context takeover
 }
 
 // Read reads the next message whole and returns it in a new slice the caller owns.
@@ -43,12 +49,34 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	if c.rd.inf != nil {
+		return c.readInflated(typ)
+	}
 	b := make([]byte, 0, c.room(0))
 	for {
 		if len(b) == cap(b) && c.rd.frameLeft > 0 {
 			b = slices.Grow(b, c.room(len(b)))
 		}
-		n, err := c.readPayload(b[len(b):cap(b)])
+		n, err := c.readData(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return typ, b, nil
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+	}
+}
+
+// readInflated reads the rest of a compressed message whole. Its size is only known
+// once inflated: the buffer grows with the data, starting from twice the first frame's.
+func (c *Conn) readInflated(typ MessageType) (MessageType, []byte, error) {
+	b := make([]byte, 0, min(2*c.rd.frameLeft+64, 64<<10))
+	for {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, len(b))
+		}
+		n, err := c.readData(b[len(b):cap(b)])
 		b = b[:len(b)+n]
 		if err == io.EOF {
 			return typ, b, nil
@@ -113,7 +141,7 @@ func (r *messageReader) Read(p []byte) (int, error) {
 		return 0, errReaderDiscarded
 	}
 	c.rwatch.start(r.ctx)
-	n, err := c.readPayload(p)
+	n, err := c.readData(p)
 	if err == io.EOF {
 		r.eof = true
 		return n, io.EOF
@@ -134,7 +162,8 @@ func (c *Conn) readResult(ctx context.Context, err error) error {
 		return c.closedErr()
 	}
 	if cut(ctx) {
-		if c.rd.frameLeft == 0 {
+		// A decompressor cut short cannot resume either.
+		if c.rd.frameLeft == 0 && c.rd.inf == nil {
 			return ctx.Err()
 		}
 		return c.fail(ctx.Err(), 0)
@@ -167,14 +196,29 @@ func (c *Conn) beginMessage() (MessageType, error) {
 	c.rd.typ = MessageType(h.op)
 	c.rd.size = 0
 	c.rd.utf8 = utf8Validator{}
-	return c.rd.typ, c.startFrame(h)
+	if err := c.startFrame(h); err != nil {
+		return 0, err
+	}
+	if h.rsv&rsv1 != 0 {
+		if err := c.startInflate(); err != nil {
+			return 0, err
+		}
+	}
+	return c.rd.typ, nil
 }
 
 // startFrame makes h the current frame of the open message, after checking the message
 // stays under the read limit: before any of its payload is read or allocated.
 func (c *Conn) startFrame(h header) error {
+	limit := c.readLimit.Load()
+	if limit > 0 && (h.rsv&rsv1 != 0 || c.rd.inf != nil) {
+		// The limit is on the inflated size, which inflate checks. Deflate can make
+		// incompressible data a little larger, so the compressed bytes are bounded
+		// more loosely.
+		limit = min(limit, math.MaxInt64/2) + limit/8 + 1024
+	}
 	// Written so that no sum can overflow: 0 <= size <= limit and 0 <= length.
-	if limit := c.readLimit.Load(); limit > 0 && h.length > limit-c.rd.size {
+	if limit > 0 && h.length > limit-c.rd.size {
 		return &ProtocolError{
 			Code:   StatusMessageTooBig,
 			Reason: fmt.Sprintf("a frame of %d bytes after %d bytes of its message exceeds the read limit of %d bytes; raise it with Conn.SetReadLimit", h.length, c.rd.size, limit),
@@ -189,12 +233,37 @@ func (c *Conn) startFrame(h header) error {
 	return nil
 }
 
-// readPayload reads payload of the open message into p, moving on to its next frame when
-// the current one is done. It returns io.EOF once the message is complete.
+// readData reads the open message's data into p: its payload, inflated if it is
+// compressed, and checked if it is text. It returns io.EOF, with the last bytes or after
+// them, once the message is complete.
+func (c *Conn) readData(p []byte) (int, error) {
+	var n int
+	var err error
+	if c.rd.inf != nil {
+		n, err = c.inflate(p)
+	} else {
+		n, err = c.readPayload(p)
+		if err == nil && c.rd.frameLeft == 0 && c.rd.fin {
+			err = io.EOF
+		}
+	}
+	// RFC 6455 §8.1: fail as soon as the text cannot be UTF-8 any more.
+	if n > 0 && c.rd.typ == MessageText && !c.rd.utf8.write(p[:n]) {
+		return 0, protocolError(StatusInvalidFramePayloadData, "text message is not valid UTF-8")
+	}
+	if err == io.EOF {
+		err = c.endMessage()
+	}
+	return n, err
+}
+
+// readPayload reads payload of the open message into p, as it is on the wire but
+// unmasked, moving on to its next frame when the current one is done. It returns io.EOF
+// once the last frame has been read.
 func (c *Conn) readPayload(p []byte) (int, error) {
 	for c.rd.frameLeft == 0 {
 		if c.rd.fin {
-			return 0, c.endMessage()
+			return 0, io.EOF
 		}
 		h, err := c.nextDataFrame()
 		if err != nil {
@@ -203,6 +272,10 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 		if h.op != opContinuation {
 			// RFC 6455 §5.4: frames of different messages MUST NOT interleave.
 			return 0, protocolError(StatusProtocolError, fmt.Sprintf("%v frame inside a fragmented message", h.op))
+		}
+		if h.rsv != 0 {
+			// RFC 7692 §6.1: only the first frame of a message carries RSV1.
+			return 0, protocolError(StatusProtocolError, "continuation frame has reserved bits set")
 		}
 		if err := c.startFrame(h); err != nil {
 			return 0, err
@@ -215,33 +288,16 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 		p = p[:c.rd.frameLeft]
 	}
 	n, err := c.rb.read(p)
-	if n > 0 {
-		if err := c.consumed(p[:n]); err != nil {
-			return 0, err
-		}
-	}
-	if err != nil {
-		return n, err
-	}
-	if c.rd.frameLeft == 0 && c.rd.fin {
-		if err := c.endMessage(); err != io.EOF {
-			return 0, err
-		}
-	}
-	return n, nil
+	c.consumed(p[:n])
+	return n, err
 }
 
-// consumed unmasks and checks b, payload just taken from the stream.
-func (c *Conn) consumed(b []byte) error {
+// consumed unmasks b, payload just taken from the stream.
+func (c *Conn) consumed(b []byte) {
 	c.rd.frameLeft -= int64(len(b))
 	if c.rd.masked {
 		c.rd.key = mask(c.rd.key, b)
 	}
-	// RFC 6455 §8.1: fail as soon as the text cannot be UTF-8 any more.
-	if c.rd.typ == MessageText && !c.rd.utf8.write(b) {
-		return protocolError(StatusInvalidFramePayloadData, "text message is not valid UTF-8")
-	}
-	return nil
 }
 
 // endMessage closes the message whose last frame has been read. It returns io.EOF, or an
@@ -257,12 +313,25 @@ func (c *Conn) endMessage() error {
 // discardMessage skips the rest of the open message. Its payload is unmasked in the read
 // buffer and checked as if it were read, so a bad message fails the Conn either way.
 func (c *Conn) discardMessage() error {
-	for {
-		if c.rd.frameLeft == 0 {
-			if _, err := c.readPayload(nil); err != nil {
+	if c.rd.inf != nil {
+		// Inflated all the same: the next message may refer to this one's data.
+		var buf [512]byte
+		for {
+			if _, err := c.readData(buf[:]); err != nil {
 				if err == io.EOF {
 					return nil
 				}
+				return err
+			}
+		}
+	}
+	for {
+		if c.rd.frameLeft == 0 {
+			_, err := c.readData(nil)
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
 				return err
 			}
 			continue
@@ -275,8 +344,9 @@ func (c *Conn) discardMessage() error {
 		n = int(min(int64(n), c.rd.frameLeft))
 		b, err := c.rb.peek(n)
 		if len(b) > 0 {
-			if err := c.consumed(b); err != nil {
-				return err
+			c.consumed(b)
+			if c.rd.typ == MessageText && !c.rd.utf8.write(b) {
+				return protocolError(StatusInvalidFramePayloadData, "text message is not valid UTF-8")
 			}
 			c.rb.discard(len(b))
 		}
@@ -333,8 +403,16 @@ func (c *Conn) peekHeader() (header, int, error) {
 		return header{}, 0, err
 	}
 	if h.rsv != 0 {
-		// RFC 6455 §5.2: RSV bits MUST be 0 unless an extension defines them.
-		return header{}, 0, protocolError(StatusProtocolError, "frame has reserved bits set and no extension was negotiated")
+		// RFC 6455 §5.2: RSV bits MUST be 0 unless an extension defines them. RFC 7692 §6:
+		// permessage-deflate defines RSV1, on data frames only (§6.1).
+		switch {
+		case !c.deflate:
+			return header{}, 0, protocolError(StatusProtocolError, "frame has reserved bits set and no extension was negotiated")
+		case h.rsv != rsv1:
+			return header{}, 0, protocolError(StatusProtocolError, "frame has RSV2 or RSV3 set, which no extension in use defines")
+		case h.op.isControl():
+			return header{}, 0, protocolError(StatusProtocolError, "control frame has RSV1 set")
+		}
 	}
 	if h.masked == c.client {
 		// RFC 6455 §5.1: clients mask every frame, servers none.

@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"compress/flate"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +42,15 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	}
 	defer unlock(c.msgLock)
 	defer c.releaseBuffer()
+	if c.deflate && len(p) >= compressThreshold {
+		w := &messageWriter{c: c, ctx: ctx, op: opcode(typ)}
+		w.startDeflate()
+		if _, err := w.deflate(p); err != nil {
+			w.releaseDeflate()
+			return err
+		}
+		return w.endDeflate()
+	}
 	return c.writeFrame(ctx, true, opcode(typ), p)
 }
 
@@ -60,7 +70,11 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 		unlock(c.msgLock)
 		return nil, c.closedErr()
 	}
-	return &messageWriter{c: c, ctx: ctx, op: opcode(typ)}, nil
+	w := &messageWriter{c: c, ctx: ctx, op: opcode(typ)}
+	if c.deflate {
+		w.startDeflate()
+	}
+	return w, nil
 }
 
 // messageWriter streams one message. It holds c.msgLock from Writer to Close.
@@ -68,13 +82,23 @@ type messageWriter struct {
 	c      *Conn
 	ctx    context.Context
 	op     opcode // opcode of the next frame: the message type, then continuation
+	rsv    byte   // reserved bits of the next frame
 	n      int    // payload bytes waiting in c.wbuf
 	closed bool
+
+	// Compression, when the message is compressed.
+	fw      *flate.Writer
+	sink    deflateSink
+	chunk   int // bytes a compressor may take before the next one starts; 0 for no limit
+	inChunk int // bytes the current compressor took
 }
 
 func (w *messageWriter) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, errWriterClosed
+	}
+	if w.fw != nil {
+		return w.deflate(p)
 	}
 	c := w.c
 	written := 0
@@ -109,13 +133,22 @@ func (w *messageWriter) Close() error {
 	w.closed = true
 	defer unlock(w.c.msgLock)
 	defer w.c.releaseBuffer()
+	if w.fw != nil {
+		return w.endDeflate()
+	}
 	return w.flush(true)
 }
 
-func (w *messageWriter) flush(fin bool) error {
-	err := w.c.sendBuffered(w.ctx, fin, w.op, w.n)
+// flush sends what is buffered as a frame.
+func (w *messageWriter) flush(fin bool) error { return w.send(fin, w.n) }
+
+// send sends the first n buffered payload bytes as a frame and keeps the rest buffered.
+func (w *messageWriter) send(fin bool, n int) error {
+	err := w.c.sendBuffered(w.ctx, fin, w.op, w.rsv, n)
 	w.op = opContinuation
-	w.n = 0
+	w.rsv = 0
+	buf := w.c.buffer()[maxHeaderSize:]
+	w.n = copy(buf, buf[n:w.n])
 	return err
 }
 
@@ -144,7 +177,7 @@ func (c *Conn) releaseBuffer() {
 func (c *Conn) writeFrame(ctx context.Context, fin bool, op opcode, p []byte) error {
 	if len(p) <= writeBufferSize {
 		copy(c.buffer()[maxHeaderSize:], p)
-		return c.sendBuffered(ctx, fin, op, len(p))
+		return c.sendBuffered(ctx, fin, op, 0, len(p))
 	}
 	if err := c.lockFrame(ctx); err != nil {
 		return err
@@ -180,9 +213,9 @@ func (c *Conn) writeFrame(ctx context.Context, fin bool, op opcode, p []byte) er
 
 // sendBuffered sends the n payload bytes waiting in the buffer as one frame, with its
 // header in the room before them: one write system call. The caller holds msgLock.
-func (c *Conn) sendBuffered(ctx context.Context, fin bool, op opcode, n int) error {
+func (c *Conn) sendBuffered(ctx context.Context, fin bool, op opcode, rsv byte, n int) error {
 	buf := c.buffer()
-	h := header{fin: fin, op: op, length: int64(n), masked: c.client}
+	h := header{fin: fin, rsv: rsv, op: op, length: int64(n), masked: c.client}
 	if c.client {
 		h.key = rand.Uint32()
 		mask(h.key, buf[maxHeaderSize:maxHeaderSize+n])
