@@ -89,6 +89,23 @@
 //
 // # Compression
 //
-// The permessage-deflate extension (RFC 7692) is not negotiated yet: a Conn neither
-// offers nor accepts it, and frames with reserved bits set fail with 1002.
+// A Conn compresses messages with the permessage-deflate extension (RFC 7692) when
+// AcceptOptions.Compression or DialOptions.Compression asks for it and the peer agrees;
+// it is off by default. Compression trades CPU for bandwidth, and mixing secrets with
+// data an attacker controls in one compressed message can leak the secrets through the
+// message's size (the CRIME and BREACH attacks).
+//
+// Each message a Conn sends is compressed on its own, with compress/flate at BestSpeed,
+// except that Write sends messages under 128 bytes as they are; a Writer compresses
+// whatever it is given. A compressor takes about 1 MiB and is held only while a message
+// is being sent, from a pool. When the peer asks for a window smaller than 32 KiB, the
+// Conn restarts the compressor at every window's worth of input, which honours the window
+// at some cost in compression.
+//
+// What the peer sends is decompressed through a pooled decompressor. With
+// CompressionNoContextTakeover the peer must compress each message on its own as well;
+// with CompressionContextTakeover it may refer to its earlier messages, and the Conn
+// keeps the last 32 KiB (or the window the peer announced) of them: 32 KiB per
+// connection. The read limit applies to the decompressed size of a message, and data
+// that is not valid DEFLATE fails the connection with 1007.
 package websocket

@@ -5,9 +5,10 @@
 //
 //	go run ./examples/autobahn/client [-url ws://127.0.0.1:9001] [-agent hybi-websocket] [-cases 1-517]
 //
-// The read limit is raised to 16 MiB for the suite's large-message cases (9.x); all else
-// is the library's default. examples/autobahn/run.sh client runs the suite and this
-// client against it.
+// The read limit is raised to 16 MiB for the suite's large-message cases (9.x), and
+// permessage-deflate is offered for the compression cases (12.x, 13.x), with context
+// takeover; all else is the library's default. examples/autobahn/run.sh client runs the
+// suite and this client against it.
 package main
 
 import (
@@ -81,7 +82,7 @@ func run(ctx context.Context, base, agent string, first, last int, out io.Writer
 	fmt.Fprintf(out, "running cases %d to %d of %d as %q\n", first, last, count, agent)
 	for n := first; n <= last; n++ {
 		u := fmt.Sprintf("%s/runCase?case=%d&agent=%s", base, n, url.QueryEscape(agent))
-		c, _, err := websocket.Dial(ctx, u, nil)
+		c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{Compression: websocket.CompressionContextTakeover})
 		if err != nil {
 			return fmt.Errorf("case %d: %w", n, err)
 		}

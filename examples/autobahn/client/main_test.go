@@ -54,7 +54,11 @@ func (s *fuzzingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 
-	c, err := websocket.Accept(w, r, nil)
+	if r.URL.Path == "/runCase" {
+		// The compression cases (12.x, 13.x) need the client to offer permessage-deflate.
+		assert.Contains(s.t, r.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate")
+	}
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Compression: websocket.CompressionContextTakeover})
 	if !assert.NoError(s.t, err) {
 		return
 	}
@@ -119,6 +123,10 @@ func testCases() []fakeCase {
 			{websocket.MessageText, []byte{}},
 		}, code: websocket.StatusNormalClosure},
 		{msgs: []message{{websocket.MessageBinary, big}}, code: websocket.StatusNormalClosure},
+		{msgs: []message{
+			{websocket.MessageText, bytes.Repeat([]byte("compressible text, "), 5000)},
+			{websocket.MessageText, bytes.Repeat([]byte("compressible text, "), 5000)},
+		}, code: websocket.StatusNormalClosure},
 		{code: websocket.StatusGoingAway},
 	}
 }
@@ -136,12 +144,14 @@ func TestRunAllCases(t *testing.T) {
 		"/runCase?case=1&agent=our+agent",
 		"/runCase?case=2&agent=our+agent",
 		"/runCase?case=3&agent=our+agent",
+		"/runCase?case=4&agent=our+agent",
 		"/updateReports?agent=our+agent",
 	}, fs.requestLog())
-	assert.Equal(t, `running cases 1 to 3 of 3 as "our agent"
+	assert.Equal(t, `running cases 1 to 4 of 4 as "our agent"
 case 1: server closed with 1000
 case 2: server closed with 1000
-case 3: server closed with 1001
+case 3: server closed with 1000
+case 4: server closed with 1001
 reports updated
 `, out.String())
 }
@@ -168,7 +178,7 @@ func TestRunPastLastCase(t *testing.T) {
 	fs := &fuzzingServer{t: t, cases: testCases()}
 	u := fs.start()
 
-	assert.Error(t, run(ctx, u, "hybi-websocket", 1, 4, &bytes.Buffer{}))
+	assert.Error(t, run(ctx, u, "hybi-websocket", 1, len(fs.cases)+1, &bytes.Buffer{}))
 	assert.Equal(t, []string{"/getCaseCount"}, fs.requestLog(), "no case runs")
 }
 

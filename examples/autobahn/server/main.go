@@ -4,8 +4,10 @@
 //
 //	go run ./examples/autobahn/server [-addr 127.0.0.1:9001]
 //
-// The read limit is raised to 16 MiB for the suite's large-message cases (9.x); all else
-// is the library's default. examples/autobahn/run.sh server runs the suite against it.
+// The read limit is raised to 16 MiB for the suite's large-message cases (9.x), and
+// permessage-deflate is accepted for the compression cases (12.x, 13.x), with context
+// takeover; all else is the library's default. examples/autobahn/run.sh server runs the
+// suite against it.
 package main
 
 import (
@@ -65,7 +67,7 @@ func serve(ctx context.Context, addr string) error {
 // ended the echo (carrying the peer's close status when the peer closed).
 func newHandler(ended func(remote string, err error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Compression: websocket.CompressionContextTakeover})
 		if err != nil {
 			ended(r.RemoteAddr, err) // Accept has answered with an HTTP error
 			return

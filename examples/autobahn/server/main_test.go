@@ -88,6 +88,31 @@ func TestEcho(t *testing.T) {
 	assert.ErrorIs(t, err, net.ErrClosed)
 }
 
+// TestCompressedEcho checks that the server takes up a permessage-deflate offer, as the
+// suite's cases 12.x and 13.x need, and echoes compressed messages.
+func TestCompressedEcho(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	srv := httptest.NewServer(newHandler(func(string, error) {}))
+	t.Cleanup(srv.Close)
+	c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), &websocket.DialOptions{Compression: websocket.CompressionContextTakeover})
+	require.NoError(t, err)
+	defer c.CloseNow()
+	assert.Contains(t, resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate")
+
+	text := bytes.Repeat([]byte("a message that compresses well; "), 2000)
+	for range 3 {
+		errc := make(chan error, 1)
+		go func() { errc <- c.Write(ctx, websocket.MessageText, text) }()
+		typ, p, err := c.Read(ctx)
+		require.NoError(t, err)
+		require.NoError(t, <-errc)
+		assert.Equal(t, websocket.MessageText, typ)
+		assert.True(t, bytes.Equal(text, p), "the echo differs from what was sent")
+	}
+	require.NoError(t, c.Close(websocket.StatusNormalClosure, ""))
+}
+
 func TestMessageOverLimit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
