@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -155,5 +157,23 @@ func benchWriteRead(b *testing.B, size int, client, stream, cancel bool) {
 	}
 	if wire.buf.Len() != 0 {
 		b.Fatalf("%d bytes left unread", wire.buf.Len())
+	}
+}
+
+// BenchmarkAccept measures the server's handshake alone, from a parsed request to a Conn.
+func BenchmarkAccept(b *testing.B) {
+	r := httptest.NewRequest(http.MethodGet, "http://example.com/chat", nil)
+	r.Header.Set("Upgrade", "websocket")
+	r.Header.Set("Connection", "Upgrade")
+	r.Header.Set("Sec-WebSocket-Version", "13")
+	r.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	r.Header.Set("Origin", "http://example.com")
+	b.ReportAllocs()
+	for b.Loop() {
+		nc := &memConn{r: bytes.NewReader(nil)}
+		w := &hijackRecorder{header: make(http.Header), nc: nc, br: bufio.NewReader(nc)}
+		if _, err := Accept(w, r, nil); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -216,7 +216,7 @@ func (c *Conn) keepWindow(b []byte) {
 
 // Compressing.
 
-// deflaters holds compressors between messages. One takes about 1 MiB, so a Conn only
+// deflaters holds compressors between messages. One takes about 1.2 MB, so a Conn only
 // holds one while it sends a compressed message.
 var deflaters sync.Pool
 

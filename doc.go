@@ -97,7 +97,7 @@
 //
 // Each message a Conn sends is compressed on its own, with compress/flate at BestSpeed,
 // except that Write sends messages under 128 bytes as they are; a Writer compresses
-// whatever it is given. A compressor takes about 1 MiB and is held only while a message
+// whatever it is given. A compressor takes about 1.2 MB and is held only while a message
 // is being sent, from a pool. When the peer asks for a window smaller than 32 KiB, the
 // Conn restarts the compressor at every window's worth of input, which honours the window
 // at some cost in compression.

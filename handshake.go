@@ -45,8 +45,17 @@ const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // acceptKey computes the Sec-WebSocket-Accept value for a Sec-WebSocket-Key (§4.2.2).
 func acceptKey(key string) string {
-	sum := sha1.Sum([]byte(key + acceptGUID))
-	return base64.StdEncoding.EncodeToString(sum[:])
+	var b [28]byte
+	return string(appendAcceptKey(b[:0], key))
+}
+
+// appendAcceptKey appends the Sec-WebSocket-Accept value for key to b.
+func appendAcceptKey(b []byte, key string) []byte {
+	h := sha1.New()
+	h.Write([]byte(key))
+	h.Write([]byte(acceptGUID))
+	var sum [sha1.Size]byte
+	return base64.StdEncoding.AppendEncode(b, h.Sum(sum[:0]))
 }
 
 // handshakeHeaders are set by the handshake itself, not from ResponseHeader.
@@ -85,27 +94,31 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	// The HTTP server's read and write timeouts must not cut the WebSocket connection.
 	nc.SetDeadline(time.Time{})
 
-	var b bytes.Buffer
-	b.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ")
-	b.WriteString(acceptKey(r.Header.Get("Sec-WebSocket-Key")))
-	b.WriteString("\r\n")
+	var buf [256]byte
+	b := append(buf[:0], "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	b = appendAcceptKey(b, r.Header.Get("Sec-WebSocket-Key"))
+	b = append(b, "\r\n"...)
 	if protocol != "" {
-		b.WriteString("Sec-WebSocket-Protocol: " + protocol + "\r\n")
+		b = append(b, "Sec-WebSocket-Protocol: "+protocol+"\r\n"...)
 	}
 	if compress {
-		b.WriteString("Sec-WebSocket-Extensions: " + extensions + "\r\n")
+		b = append(b, "Sec-WebSocket-Extensions: "+extensions+"\r\n"...)
 	}
-	// WriteSubset matches keys as spelled; a key written as in the RFC, such as
-	// "Sec-WebSocket-Protocol" in a map literal, is not in canonical form.
-	exclude := make(map[string]bool)
-	for k := range opts.ResponseHeader {
-		if handshakeHeaders[http.CanonicalHeaderKey(k)] {
-			exclude[k] = true
+	if len(opts.ResponseHeader) > 0 {
+		// WriteSubset matches keys as spelled; a key written as in the RFC, such as
+		// "Sec-WebSocket-Protocol" in a map literal, is not in canonical form.
+		exclude := make(map[string]bool)
+		for k := range opts.ResponseHeader {
+			if handshakeHeaders[http.CanonicalHeaderKey(k)] {
+				exclude[k] = true
+			}
 		}
+		w := bytes.NewBuffer(b)
+		opts.ResponseHeader.WriteSubset(w, exclude)
+		b = w.Bytes()
 	}
-	opts.ResponseHeader.WriteSubset(&b, exclude)
-	b.WriteString("\r\n")
-	if _, err := nc.Write(b.Bytes()); err != nil {
+	b = append(b, "\r\n"...)
+	if _, err := nc.Write(b); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("websocket: writing the handshake response: %w", err)
 	}
@@ -198,38 +211,31 @@ func refuse(w http.ResponseWriter, err *HandshakeError) error {
 // selectSubprotocol returns the first of ours that the client offered, or "".
 func selectSubprotocol(h http.Header, ours []string) string {
 	for _, p := range ours {
-		for _, offered := range headerTokens(h, "Sec-WebSocket-Protocol") {
-			if offered == p {
-				return p
-			}
+		if listsToken(h, "Sec-WebSocket-Protocol", func(offered string) bool { return offered == p }) {
+			return p
 		}
 	}
 	return ""
 }
 
-// headerTokens returns the comma-separated elements of every value of the header name.
-func headerTokens(h http.Header, name string) []string {
-	var tokens []string
+// listsToken reports whether match holds for one of the comma-separated elements of the
+// values of the header name.
+func listsToken(h http.Header, name string, match func(string) bool) bool {
 	for _, v := range h.Values(name) {
-		for _, t := range strings.Split(v, ",") {
+		for t := range strings.SplitSeq(v, ",") {
 			// RFC 7230 §3.2.3: the optional white space around elements is SP and HTAB.
-			if t = strings.Trim(t, " \t"); t != "" {
-				tokens = append(tokens, t)
+			if t = strings.Trim(t, " \t"); t != "" && match(t) {
+				return true
 			}
 		}
 	}
-	return tokens
+	return false
 }
 
 // hasToken reports whether the header name lists token, ignoring ASCII case (RFC 7230
 // §6.1: Connection: keep-alive, Upgrade; RFC 6455 §4.2.1).
 func hasToken(h http.Header, name, token string) bool {
-	for _, t := range headerTokens(h, name) {
-		if asciiEqualFold(t, token) {
-			return true
-		}
-	}
-	return false
+	return listsToken(h, name, func(t string) bool { return asciiEqualFold(t, token) })
 }
 
 // asciiEqualFold is strings.EqualFold for ASCII only: protocol tokens do not fold other
