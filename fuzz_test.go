@@ -1297,3 +1297,62 @@ func onWire(value string) bool {
 	}
 	return true
 }
+
+// ---- Compressed messages ------------------------------------------------------------
+
+// FuzzInflate sends data as the compressed payload of one message (RFC 7692 §7.2.2), in
+// two frames split at split, and checks what Read makes of it against checkedInflate,
+// the DEFLATE decoder written from RFC 1951 in deflatecheck_test.go: the same bytes when
+// the data is a valid stream, 1009 past the read limit, 1007 for invalid text; and never
+// anything but 1007 or 1009 when it fails.
+func FuzzInflate(f *testing.F) {
+	for _, seed := range [][]byte{
+		{0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00},                         // "Hello" (RFC 7692 §7.2.3.1)
+		{0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00}, // a stored block (§7.2.3.3)
+		{0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00},                   // a final block (§7.2.3.4)
+		{0x00},       // an empty message
+		{0x07, 0x00}, // a reserved block type
+		{0xf2, 0x48}, // cut short
+		{0x62, 0x18, 0x05, 0xa3, 0x60, 0x14, 0x0c, 0x77, 0x00, 0x00, 0x00, 0x00}, // zeros, long
+	} {
+		f.Add(seed, uint16(3), false)
+		f.Add(seed, uint16(0), true)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, split uint16, text bool) {
+		const limit = 1 << 12
+		op := opBinary
+		if text {
+			op = opText
+		}
+		k := min(int(split), len(data))
+		var wire []byte
+		wire = append(wire, encodeFrame(frame{rsv: rsv1, op: op, payload: data[:k]}, true, int64(k))...)
+		wire = append(wire, encodeFrame(frame{fin: true, op: opContinuation, payload: data[k:]}, true, int64(len(data)-k))...)
+		nc := &memConn{r: bytes.NewReader(wire)}
+		c := newConn(nc, bufio.NewReader(nc), false, "")
+		c.useDeflate(deflateParams{peerWindowBits: 15, windowBits: 15})
+		c.SetReadLimit(limit)
+		typ, got, err := c.Read(context.Background())
+
+		want, _, refErr := checkedInflate(append(slices.Clip(data), 0x00, 0x00, 0xff, 0xff), nil)
+		switch {
+		case refErr == nil && len(want) > limit:
+			assert.Equal(t, StatusMessageTooBig, protocolCode(err), "%v", err)
+		case refErr == nil && text && !utf8.Valid(want):
+			assert.Equal(t, StatusInvalidFramePayloadData, protocolCode(err), "%v", err)
+		case refErr == nil:
+			require.NoError(t, err)
+			assert.Equal(t, MessageType(op), typ)
+			assert.Equal(t, want, got, "inflated bytes")
+		case err != nil:
+			// An invalid stream: the reference names no close code, and ours must be one
+			// of the two that bad compressed data can deserve. The final block ours puts
+			// after the tail may end a stream the reference finds cut short: it is then
+			// read as the bytes the decoder made of it.
+			assert.Contains(t, []StatusCode{StatusInvalidFramePayloadData, StatusMessageTooBig}, protocolCode(err), "%v", err)
+		}
+		if err != nil {
+			assert.ErrorIs(t, err, net.ErrClosed, "a failed Read closes the Conn")
+		}
+	})
+}
