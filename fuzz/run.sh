@@ -64,8 +64,11 @@ for t in $targets; do
   if [ "$result" = FAIL ]; then
     # What failed, and the input go test kept. (A failure in testdata/fuzz/ stops the
     # target before any fuzzing.)
-    grep -E -e 'seed corpus entry|Error:|Messages:|[0-9]: panic:|^panic:|Failing input written to|fuzzing process hung' "$log" |
-      head -n 20 | sed 's/^[[:space:]]*/    /' || true
+    if ! grep -E -e 'seed corpus entry|Error:|Messages:|[0-9]: panic:|^panic:|Failing input written to|fuzzing process hung' "$log" |
+      head -n 20 | sed 's/^[[:space:]]*/    /' | grep .; then
+      # None of those: show how the run ended.
+      grep -v '^fuzz: elapsed' "$log" | tail -n 15 | sed 's/^/    /' || true
+    fi
   fi
 done
 
