@@ -217,23 +217,31 @@ func (c *Conn) keepWindow(b []byte) {
 // Compressing.
 
 // deflaters holds compressors between messages. One takes about 1.2 MB, so a Conn only
-// holds one while it sends a compressed message.
-var deflaters sync.Pool
+// holds one while it sends a compressed message. huffmanDeflaters holds those that code
+// without back-references, for the smallest window.
+var deflaters, huffmanDeflaters sync.Pool
 
 // startDeflate makes w compress the message it writes.
 func (w *messageWriter) startDeflate() {
-	fw, _ := deflaters.Get().(*flate.Writer)
+	level := flate.BestSpeed
+	w.pool = &deflaters
+	switch {
+	case w.c.windowBits <= 8:
+		// Restarting every 256 bytes would cost 7 times the time of Huffman coding
+		// alone, for no better ratio on text: code without back-references instead.
+		w.pool, level = &huffmanDeflaters, flate.HuffmanOnly
+	case w.c.windowBits < maxWindowBits:
+		w.chunk = 1 << w.c.windowBits
+	}
+	fw, _ := w.pool.Get().(*flate.Writer)
 	if fw == nil {
-		fw, _ = flate.NewWriter(&w.sink, flate.BestSpeed)
+		fw, _ = flate.NewWriter(&w.sink, level)
 	} else {
 		fw.Reset(&w.sink)
 	}
 	w.fw = fw
 	w.sink.w = w
 	w.rsv = rsv1 // RFC 7692 §6: RSV1 marks the first frame of a compressed message
-	if w.c.windowBits < maxWindowBits {
-		w.chunk = 1 << w.c.windowBits
-	}
 }
 
 // deflate compresses p into the message. When the peer limits our window below the 32 KiB
@@ -269,7 +277,7 @@ func (w *messageWriter) deflate(p []byte) (int, error) {
 // releaseDeflate gives the compressor back without finishing the message.
 func (w *messageWriter) releaseDeflate() {
 	w.fw.Reset(io.Discard)
-	deflaters.Put(w.fw)
+	w.pool.Put(w.fw)
 	w.fw = nil
 }
 

@@ -100,7 +100,8 @@
 // whatever it is given. A compressor takes about 1.2 MB and is held only while a message
 // is being sent, from a pool. When the peer asks for a window smaller than 32 KiB, the
 // Conn restarts the compressor at every window's worth of input, which honours the window
-// at some cost in compression.
+// at some cost in compression; for the smallest window, 256 bytes, it codes without
+// back-references at all (Huffman coding only).
 //
 // What the peer sends is decompressed through a pooled decompressor. With
 // CompressionNoContextTakeover the peer must compress each message on its own as well;

@@ -88,6 +88,7 @@ type messageWriter struct {
 
 	// Compression, when the message is compressed.
 	fw      *flate.Writer
+	pool    *sync.Pool // where fw goes back
 	sink    deflateSink
 	chunk   int // bytes a compressor may take before the next one starts; 0 for no limit
 	inChunk int // bytes the current compressor took
