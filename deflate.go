@@ -221,26 +221,34 @@ func (c *Conn) keepWindow(b []byte) {
 // without back-references, for the smallest window.
 var deflaters, huffmanDeflaters sync.Pool
 
+// deflater is a compressor, pooled with the sink its output goes to: the frames of the
+// message it compresses.
+type deflater struct {
+	fw      *flate.Writer // writes to the deflater itself
+	pool    *sync.Pool    // where the deflater goes back
+	w       *messageWriter
+	chunk   int // bytes fw may take before it restarts; 0 for no limit
+	inChunk int // bytes fw took since it started
+}
+
 // startDeflate makes w compress the message it writes.
 func (w *messageWriter) startDeflate() {
-	level := flate.BestSpeed
-	w.pool = &deflaters
+	level, pool, chunk := flate.BestSpeed, &deflaters, 0
 	switch {
 	case w.c.windowBits <= 8:
 		// Restarting every 256 bytes would cost 7 times the time of Huffman coding
 		// alone, for no better ratio on text: code without back-references instead.
-		w.pool, level = &huffmanDeflaters, flate.HuffmanOnly
+		level, pool = flate.HuffmanOnly, &huffmanDeflaters
 	case w.c.windowBits < maxWindowBits:
-		w.chunk = 1 << w.c.windowBits
+		chunk = 1 << w.c.windowBits
 	}
-	fw, _ := w.pool.Get().(*flate.Writer)
-	if fw == nil {
-		fw, _ = flate.NewWriter(&w.sink, level)
-	} else {
-		fw.Reset(&w.sink)
+	d, _ := pool.Get().(*deflater)
+	if d == nil {
+		d = &deflater{pool: pool}
+		d.fw, _ = flate.NewWriter(d, level)
 	}
-	w.fw = fw
-	w.sink.w = w
+	d.w, d.chunk, d.inChunk = w, chunk, 0
+	w.dz = d
 	w.rsv = rsv1 // RFC 7692 §6: RSV1 marks the first frame of a compressed message
 }
 
@@ -250,21 +258,22 @@ func (w *messageWriter) startDeflate() {
 // the pieces still form one DEFLATE stream, since each ends with a flush on a byte
 // boundary.
 func (w *messageWriter) deflate(p []byte) (int, error) {
+	d := w.dz
 	written := 0
 	for len(p) > 0 {
 		q := p
-		if w.chunk > 0 {
-			if w.inChunk == w.chunk {
-				if err := w.fw.Flush(); err != nil {
+		if d.chunk > 0 {
+			if d.inChunk == d.chunk {
+				if err := d.fw.Flush(); err != nil {
 					return written, err
 				}
-				w.fw.Reset(&w.sink)
-				w.inChunk = 0
+				d.fw.Reset(d)
+				d.inChunk = 0
 			}
-			q = q[:min(len(q), w.chunk-w.inChunk)]
-			w.inChunk += len(q)
+			q = q[:min(len(q), d.chunk-d.inChunk)]
+			d.inChunk += len(q)
 		}
-		n, err := w.fw.Write(q)
+		n, err := d.fw.Write(q)
 		written += n
 		if err != nil {
 			return written, err
@@ -274,17 +283,19 @@ func (w *messageWriter) deflate(p []byte) (int, error) {
 	return written, nil
 }
 
-// releaseDeflate gives the compressor back without finishing the message.
+// releaseDeflate gives the compressor back, reset for its next message.
 func (w *messageWriter) releaseDeflate() {
-	w.fw.Reset(io.Discard)
-	w.pool.Put(w.fw)
-	w.fw = nil
+	d := w.dz
+	d.fw.Reset(d)
+	d.w = nil
+	d.pool.Put(d)
+	w.dz = nil
 }
 
 // endDeflate flushes the compressor and sends the rest of the message as its final
 // frame, without the 00 00 ff ff that ends the flush (RFC 7692 §7.2.1).
 func (w *messageWriter) endDeflate() error {
-	err := w.fw.Flush()
+	err := w.dz.fw.Flush()
 	w.releaseDeflate()
 	if err != nil {
 		return err
@@ -293,13 +304,11 @@ func (w *messageWriter) endDeflate() error {
 	return w.flush(true)
 }
 
-// deflateSink receives the compressor's output and sends it as frames each time the
-// buffer fills. It always keeps the last 4 bytes back: they may be the 00 00 ff ff that
-// endDeflate removes.
-type deflateSink struct{ w *messageWriter }
-
-func (s *deflateSink) Write(p []byte) (int, error) {
-	w := s.w
+// Write is where the compressor's output goes: into the message's buffer, sent as a frame
+// each time it fills. It always keeps the last 4 bytes back: they may be the 00 00 ff ff
+// that endDeflate removes.
+func (d *deflater) Write(p []byte) (int, error) {
+	w := d.w
 	buf := w.c.buffer()[maxHeaderSize:]
 	written := 0
 	for len(p) > 0 {

@@ -1,7 +1,6 @@
 package websocket
 
 import (
-	"compress/flate"
 	"context"
 	"errors"
 	"fmt"
@@ -85,20 +84,14 @@ type messageWriter struct {
 	rsv    byte   // reserved bits of the next frame
 	n      int    // payload bytes waiting in c.wbuf
 	closed bool
-
-	// Compression, when the message is compressed.
-	fw      *flate.Writer
-	pool    *sync.Pool // where fw goes back
-	sink    deflateSink
-	chunk   int // bytes a compressor may take before the next one starts; 0 for no limit
-	inChunk int // bytes the current compressor took
+	dz     *deflater // compresses the message, if it is compressed
 }
 
 func (w *messageWriter) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, errWriterClosed
 	}
-	if w.fw != nil {
+	if w.dz != nil {
 		return w.deflate(p)
 	}
 	c := w.c
@@ -134,7 +127,7 @@ func (w *messageWriter) Close() error {
 	w.closed = true
 	defer unlock(w.c.msgLock)
 	defer w.c.releaseBuffer()
-	if w.fw != nil {
+	if w.dz != nil {
 		return w.endDeflate()
 	}
 	return w.flush(true)
