@@ -73,8 +73,9 @@ var inflaters sync.Pool
 
 // inflater decompresses one message at a time.
 type inflater struct {
-	fr  io.ReadCloser // a compress/flate reader; also a flate.Resetter
-	src payloadSource
+	fr      io.ReadCloser // a compress/flate reader; also a flate.Resetter
+	src     payloadSource
+	discard [512]byte // where discardMessage inflates what nobody reads
 }
 
 // payloadSource is what the decompressor reads: the payload of the open message, then

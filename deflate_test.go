@@ -275,3 +275,28 @@ func TestDeflateBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestDeflateDiscard leaves most of a compressed message unread: the next message, which
+// refers back to it (RFC 7692 §7.2.3.2), must still inflate, and a stale reader must not
+// read on.
+func TestDeflateDiscard(t *testing.T) {
+	p := newRawPeer(t, false)
+	p.conn.useDeflate(deflateParams{peerWindowBits: 15, windowBits: 15})
+	p.send(
+		frame{fin: true, rsv: rsv1, op: opText, payload: []byte{0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00}},
+		frame{fin: true, rsv: rsv1, op: opText, payload: []byte{0xf2, 0x00, 0x11, 0x00, 0x00}},
+	)
+	ctx := context.Background()
+	_, r, err := p.conn.Reader(ctx)
+	require.NoError(t, err)
+	var two [2]byte
+	_, err = io.ReadFull(r, two[:])
+	require.NoError(t, err)
+	assert.Equal(t, "He", string(two[:]))
+
+	_, got, err := p.conn.Read(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "Hello", string(got))
+	_, err = r.Read(two[:])
+	assert.ErrorIs(t, err, errReaderDiscarded)
+}

@@ -315,7 +315,7 @@ func (c *Conn) endMessage() error {
 func (c *Conn) discardMessage() error {
 	if c.rd.inf != nil {
 		// Inflated all the same: the next message may refer to this one's data.
-		var buf [512]byte
+		buf := &c.rd.inf.discard
 		for {
 			if _, err := c.readData(buf[:]); err != nil {
 				if err == io.EOF {
