@@ -151,7 +151,42 @@ func TestBrowser(t *testing.T) {
 	assert.Equal(t, []string{"open", "sent: hello", "received: hello", "closed: 1000"}, lines)
 
 	requireClosedBy(ctx, t, ended, "bye")
+
+	// Chromium offers permessage-deflate and compresses each message against the ones
+	// before it: the server takes the offer up and must follow.
+	var got struct {
+		Extensions string
+		Echoed     int
+		Same       bool
+		Error      string
+	}
+	require.NoError(t, page.eval(ctx, compressedEcho, &got))
+	assert.Empty(t, got.Error)
+	assert.Contains(t, got.Extensions, "permessage-deflate")
+	assert.Equal(t, 40, got.Echoed)
+	assert.True(t, got.Same, "an echo differs from what the page sent")
+	requireClosedBy(ctx, t, ended, "compressed")
 }
+
+// compressedEcho opens a second connection from the page, sends 40 similar text
+// messages of 100 bytes to 40 KiB, checks every echo and closes.
+const compressedEcho = `new Promise((resolve) => {
+  const msgs = [];
+  for (let i = 0; i < 40; i++) {
+    const line = "message " + (i % 7) + ": the quick brown fox jumps over the lazy dog, ünïcödé; ";
+    msgs.push(line.repeat(1 + (i * 131) % 512).slice(0, 100 + i * 1000));
+  }
+  const ws = new WebSocket(location.origin.replace("http", "ws") + "/ws");
+  let echoed = 0, same = true;
+  ws.onopen = () => msgs.forEach((m) => ws.send(m));
+  ws.onmessage = (e) => {
+    same = same && e.data === msgs[echoed];
+    echoed++;
+    if (echoed === msgs.length) ws.close(1000, "compressed");
+  };
+  ws.onclose = () => resolve({Extensions: ws.extensions, Echoed: echoed, Same: same});
+  ws.onerror = () => resolve({Error: "error event", Echoed: echoed});
+})`
 
 // startChromium starts headless Chromium and connects to its DevTools server.
 // When the test ends, the connection is closed and the browser killed and
