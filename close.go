@@ -186,6 +186,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 // reads and writes return. It returns an error satisfying errors.Is(err, net.ErrClosed)
 // if the Conn was closed already.
 func (c *Conn) CloseNow() error {
+	c.flushHeld()
 	if !c.teardown(nil) {
 		return c.closedErr()
 	}

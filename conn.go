@@ -50,6 +50,8 @@ type Conn struct {
 	windowBits int // the largest window our compressor may use: 8–15
 	peerWindow int // bytes of the peer's output its next message may refer to; 0 without context takeover
 
+	co *coalescer // write coalescing, when asked for
+
 	readLimit    atomic.Int64
 	closeTimeout time.Duration
 

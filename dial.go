@@ -47,6 +47,9 @@ type DialOptions struct {
 	// Compression says whether to offer permessage-deflate to the server, and how; see
 	// CompressionMode for what each mode costs. Default: CompressionDisabled.
 	Compression CompressionMode
+	// CoalesceWrites holds back small messages written while the server's next input is
+	// buffered, as AcceptOptions.CoalesceWrites does on a server. Default: false.
+	CoalesceWrites bool
 }
 
 // maxErrorBody bounds how much of a refusing response's body Dial keeps, and
@@ -190,6 +193,9 @@ func handshake(ctx context.Context, nc net.Conn, u *url.URL, opts *DialOptions) 
 	c := newConn(nc, br, true, resp.Header.Get("Sec-WebSocket-Protocol"))
 	if compress {
 		c.useDeflate(deflate)
+	}
+	if opts.CoalesceWrites {
+		c.coalesceWrites()
 	}
 	return c, resp, nil
 }

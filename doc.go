@@ -81,6 +81,11 @@
 // time, never touching the caller's slice, and large reads go straight into the caller's
 // slice. Read returns a new slice for each message; Reader streams without one.
 //
+// Each message is written with one system call when it is sent. A server whose clients
+// pipeline requests can set AcceptOptions.CoalesceWrites: the answers written while more
+// requests are already buffered are then held back (at most 4 KiB, in a pooled buffer)
+// and leave together, before the Conn waits for more input.
+//
 // While a handler runs, the HTTP server keeps about 8 KiB of its own for the request.
 // A server holding many mostly idle connections can return from the handler once
 // Accept has succeeded and serve the Conn from a goroutine of its own, with a context of

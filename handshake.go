@@ -38,6 +38,14 @@ type AcceptOptions struct {
 	// Compression says whether to accept the permessage-deflate offer of a client, and
 	// how; see CompressionMode for what each mode costs. Default: CompressionDisabled.
 	Compression CompressionMode
+	// CoalesceWrites lets the Conn hold back the small messages written while the peer's
+	// next input is already buffered, and send them together with the next write, or
+	// when the Conn has read what was buffered and is about to wait for more: a peer
+	// that pipelines requests then gets many answers per system call. It suits a loop
+	// that answers each message and reads the next; a message written just before the
+	// reading stops may wait until the next read, Close or CloseNow. Default: false,
+	// every message is sent as it is written.
+	CoalesceWrites bool
 }
 
 // acceptGUID is the fixed string RFC 6455 §1.3 appends to the key.
@@ -125,6 +133,9 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	c := newConn(nc, brw.Reader, false, protocol)
 	if compress {
 		c.useDeflate(deflate)
+	}
+	if opts.CoalesceWrites {
+		c.coalesceWrites()
 	}
 	return c, nil
 }

@@ -24,6 +24,26 @@ type readBuffer struct {
 	raw  syscall.RawConn // nil when nc does not expose its socket
 	buf  *[readBufferSize]byte
 	r, w int // buf[r:w] is buffered
+
+	// With write coalescing: what writers see of the buffer, and what runs before a read
+	// may wait for the network.
+	co         *coalescer
+	beforeWait func()
+}
+
+// wait runs before a read that may wait for the network.
+func (b *readBuffer) wait() {
+	if b.co != nil {
+		b.beforeWait()
+	}
+}
+
+// waited runs after it, when the buffer's content may have changed.
+func (b *readBuffer) waited() {
+	if b.co != nil {
+		b.co.more.Store(b.r < b.w)
+		b.co.waiting.Store(false)
+	}
 }
 
 func newReadBuffer(nc net.Conn, prefix []byte) readBuffer {
@@ -59,6 +79,9 @@ func (b *readBuffer) discard(n int) {
 	b.r += n
 	if b.r == b.w {
 		b.release()
+		if b.co != nil {
+			b.co.more.Store(false)
+		}
 	}
 }
 
@@ -70,7 +93,9 @@ func (b *readBuffer) read(p []byte) (int, error) {
 	}
 	if b.r == b.w {
 		if len(p) >= readBufferSize {
+			b.wait()
 			n, err := b.nc.Read(p)
+			b.waited()
 			if n > 0 {
 				return n, nil
 			}
@@ -93,6 +118,8 @@ func (b *readBuffer) fill() error {
 		b.w = copy(b.buf[:], b.buf[b.r:b.w])
 		b.r = 0
 	}
+	b.wait()
+	defer b.waited()
 	if b.raw != nil {
 		return b.fillRaw()
 	}

@@ -184,8 +184,7 @@ func (c *Conn) writeFrame(ctx context.Context, fin bool, op opcode, p []byte) er
 	if !c.client {
 		// One writev of the header and the caller's bytes: no copy. The header goes in
 		// the control frame buffer, which the frame lock makes ours.
-		bufs := net.Buffers{appendHeader(c.cbuf[:0], h), p}
-		wrote, err = bufs.WriteTo(c.nc)
+		wrote, err = c.writeFrames(appendHeader(c.cbuf[:0], h), p)
 	} else {
 		// Mask into our own buffer, never into p, a piece at a time.
 		h.key = rand.Uint32()
@@ -195,9 +194,15 @@ func (c *Conn) writeFrame(ctx context.Context, fin bool, op opcode, p []byte) er
 		for len(p) > 0 && err == nil {
 			m := copy(buf[off:], p)
 			key = mask(key, buf[off:off+m])
-			var n int
-			n, err = c.nc.Write(buf[:off+m])
-			wrote += int64(n)
+			var n int64
+			if off > 0 {
+				n, err = c.writeFrames(buf[:off+m])
+			} else {
+				var k int
+				k, err = c.nc.Write(buf[:m])
+				n = int64(k)
+			}
+			wrote += n
 			p = p[m:]
 			off = 0
 		}
@@ -222,8 +227,16 @@ func (c *Conn) sendBuffered(ctx context.Context, fin bool, op opcode, rsv byte, 
 	}
 	defer unlock(c.frameLock)
 	c.wwatch.start(ctx)
-	wrote, err := c.nc.Write(buf[start : maxHeaderSize+n])
-	return c.writeResult(ctx, int64(wrote), err)
+	frame := buf[start : maxHeaderSize+n]
+	if c.co.hold(frame) {
+		if c.co.stillHeld() {
+			return nil
+		}
+		// The reader started waiting meanwhile: nothing may stay held.
+		frame = nil
+	}
+	wrote, err := c.writeFrames(frame)
+	return c.writeResult(ctx, wrote, err)
 }
 
 // writeControl sends a control frame. It may run while another goroutine is in the middle
@@ -234,8 +247,8 @@ func (c *Conn) writeControl(ctx context.Context, op opcode, payload []byte) erro
 	}
 	defer unlock(c.frameLock)
 	c.wwatch.start(ctx)
-	wrote, err := c.nc.Write(c.controlFrame(op, payload))
-	return c.writeResult(ctx, int64(wrote), err)
+	wrote, err := c.writeFrames(c.controlFrame(op, payload))
+	return c.writeResult(ctx, wrote, err)
 }
 
 // controlFrame builds a control frame in c.cbuf. The caller holds frameLock.
@@ -313,7 +326,7 @@ func (c *Conn) sendClose(code StatusCode, reason string) error {
 	}
 	c.closeSent = true
 	c.wwatch.deadline(time.Now().Add(c.closeTimeout))
-	_, err = c.nc.Write(c.controlFrame(opClose, payload))
+	_, err = c.writeFrames(c.controlFrame(opClose, payload))
 	c.wwatch.deadline(time.Time{})
 	return err
 }

@@ -1,0 +1,133 @@
+package websocket
+
+import (
+	"context"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A Conn with write coalescing (AcceptOptions.CoalesceWrites, DialOptions.CoalesceWrites)
+// holds back the small frames written while the peer's next input is already in its read
+// buffer: a reader that keeps reading answers that input first, and the held frames leave
+// with the next write, or at the latest when the reader has consumed what was buffered
+// and is about to wait for the network. A pipelining peer then gets many answers per
+// system call instead of one.
+//
+// No frame is left behind while the reader waits: a writer holds a frame only after
+// seeing the reader not waiting, and checks again once the frame is held; the reader
+// announces that it waits, then sends whatever it finds held. Go's atomics are
+// sequentially consistent, so one of the two sees the other.
+
+// maxHeld is how many bytes of frames a Conn holds back at most.
+const maxHeld = writeBufferSize
+
+var heldBuffers = sync.Pool{New: func() any { return new([maxHeld]byte) }}
+
+// coalescer is the state of write coalescing.
+type coalescer struct {
+	more    atomic.Bool  // the read buffer holds bytes not consumed yet
+	waiting atomic.Bool  // the reader waits for the network: nothing may stay held
+	n       atomic.Int32 // bytes held in buf
+	buf     *[maxHeld]byte
+}
+
+// hold keeps frame back instead of sending it, if it may: the reader has input to go on
+// with, and the frame fits. The caller holds frameLock, and must send what is held
+// before releasing it if stillHeld turns out false.
+func (co *coalescer) hold(frame []byte) bool {
+	if co == nil || !co.more.Load() || co.waiting.Load() {
+		return false
+	}
+	n := int(co.n.Load())
+	if n+len(frame) > maxHeld {
+		return false
+	}
+	if co.buf == nil {
+		co.buf = heldBuffers.Get().(*[maxHeld]byte)
+	}
+	co.n.Store(int32(n + copy(co.buf[n:], frame)))
+	return true
+}
+
+// stillHeld reports whether held frames may stay held: the reader has not started waiting.
+func (co *coalescer) stillHeld() bool { return !co.waiting.Load() }
+
+// writeFrames writes the held frames, if any, and then b, in one system call. The caller
+// holds frameLock.
+func (c *Conn) writeFrames(b ...[]byte) (int64, error) {
+	co := c.co
+	if co == nil || co.n.Load() == 0 {
+		if len(b) == 1 {
+			n, err := c.nc.Write(b[0])
+			return int64(n), err
+		}
+		bufs := net.Buffers(b)
+		return bufs.WriteTo(c.nc)
+	}
+	held := co.buf
+	bufs := append(net.Buffers{held[:co.n.Load()]}, b...)
+	co.n.Store(0)
+	co.buf = nil
+	n, err := bufs.WriteTo(c.nc)
+	heldBuffers.Put(held)
+	return n, err
+}
+
+// beforeWait is called by the reader before it waits for the network: it announces the
+// wait, then sends what writers hold. The caller holds readLock.
+func (c *Conn) beforeWait() {
+	co := c.co
+	co.waiting.Store(true)
+	for co.n.Load() > 0 {
+		select {
+		case c.frameLock <- struct{}{}:
+			if co.n.Load() > 0 && !c.closeSent {
+				c.wwatch.start(context.Background())
+				wrote, err := c.writeFrames()
+				c.writeResult(context.Background(), wrote, err)
+			}
+			unlock(c.frameLock)
+			return
+		case <-c.closed:
+			return
+		default:
+			// A writer has the lock: it either sends the held frames with its own, or
+			// has just held one and sees the wait. Either way the wait is short.
+			runtime.Gosched()
+		}
+	}
+}
+
+// coalesceWrites turns write coalescing on.
+func (c *Conn) coalesceWrites() {
+	c.co = &coalescer{}
+	c.rb.co = c.co
+	c.rb.beforeWait = c.beforeWait
+}
+
+// flushHeld sends the held frames before the connection is closed without a closing
+// handshake, waiting at most the close timeout: a Write that returned nil is not lost.
+func (c *Conn) flushHeld() {
+	if c.co == nil || c.co.n.Load() == 0 {
+		return
+	}
+	timer := time.NewTimer(c.closeTimeout)
+	defer timer.Stop()
+	select {
+	case c.frameLock <- struct{}{}:
+	case <-timer.C:
+		return
+	case <-c.closed:
+		return
+	}
+	defer unlock(c.frameLock)
+	if c.co.n.Load() == 0 || c.closeSent {
+		return
+	}
+	c.wwatch.deadline(time.Now().Add(c.closeTimeout))
+	c.writeFrames()
+	c.wwatch.deadline(time.Time{})
+}
