@@ -55,20 +55,30 @@ func (co *coalescer) hold(frame []byte) bool {
 // stillHeld reports whether held frames may stay held: the reader has not started waiting.
 func (co *coalescer) stillHeld() bool { return !co.waiting.Load() }
 
-// writeFrames writes the held frames, if any, and then b, in one system call. The caller
+// writeOut writes the held frames, if any, and then b, in one system call. The caller
 // holds frameLock.
-func (c *Conn) writeFrames(b ...[]byte) (int64, error) {
-	co := c.co
-	if co == nil || co.n.Load() == 0 {
-		if len(b) == 1 {
-			n, err := c.nc.Write(b[0])
-			return int64(n), err
-		}
-		bufs := net.Buffers(b)
+func (c *Conn) writeOut(b []byte) (int64, error) {
+	if c.co == nil || c.co.n.Load() == 0 {
+		n, err := c.nc.Write(b)
+		return int64(n), err
+	}
+	return c.writeHeld(b, nil)
+}
+
+// writeOutVec is writeOut for a header and a payload apart.
+func (c *Conn) writeOutVec(h, p []byte) (int64, error) {
+	if c.co == nil || c.co.n.Load() == 0 {
+		bufs := net.Buffers{h, p}
 		return bufs.WriteTo(c.nc)
 	}
+	return c.writeHeld(h, p)
+}
+
+// writeHeld writes the held frames followed by a and b, and gives the buffer back.
+func (c *Conn) writeHeld(a, b []byte) (int64, error) {
+	co := c.co
 	held := co.buf
-	bufs := append(net.Buffers{held[:co.n.Load()]}, b...)
+	bufs := net.Buffers{held[:co.n.Load()], a, b}
 	co.n.Store(0)
 	co.buf = nil
 	n, err := bufs.WriteTo(c.nc)
@@ -86,7 +96,7 @@ func (c *Conn) beforeWait() {
 		case c.frameLock <- struct{}{}:
 			if co.n.Load() > 0 && !c.closeSent {
 				c.wwatch.start(context.Background())
-				wrote, err := c.writeFrames()
+				wrote, err := c.writeHeld(nil, nil)
 				c.writeResult(context.Background(), wrote, err)
 			}
 			unlock(c.frameLock)
@@ -128,6 +138,6 @@ func (c *Conn) flushHeld() {
 		return
 	}
 	c.wwatch.deadline(time.Now().Add(c.closeTimeout))
-	c.writeFrames()
+	c.writeHeld(nil, nil)
 	c.wwatch.deadline(time.Time{})
 }

@@ -184,7 +184,7 @@ func (c *Conn) writeFrame(ctx context.Context, fin bool, op opcode, p []byte) er
 	if !c.client {
 		// One writev of the header and the caller's bytes: no copy. The header goes in
 		// the control frame buffer, which the frame lock makes ours.
-		wrote, err = c.writeFrames(appendHeader(c.cbuf[:0], h), p)
+		wrote, err = c.writeOutVec(appendHeader(c.cbuf[:0], h), p)
 	} else {
 		// Mask into our own buffer, never into p, a piece at a time.
 		h.key = rand.Uint32()
@@ -196,7 +196,7 @@ func (c *Conn) writeFrame(ctx context.Context, fin bool, op opcode, p []byte) er
 			key = mask(key, buf[off:off+m])
 			var n int64
 			if off > 0 {
-				n, err = c.writeFrames(buf[:off+m])
+				n, err = c.writeOut(buf[:off+m])
 			} else {
 				var k int
 				k, err = c.nc.Write(buf[:m])
@@ -235,7 +235,7 @@ func (c *Conn) sendBuffered(ctx context.Context, fin bool, op opcode, rsv byte, 
 		// The reader started waiting meanwhile: nothing may stay held.
 		frame = nil
 	}
-	wrote, err := c.writeFrames(frame)
+	wrote, err := c.writeOut(frame)
 	return c.writeResult(ctx, wrote, err)
 }
 
@@ -247,7 +247,7 @@ func (c *Conn) writeControl(ctx context.Context, op opcode, payload []byte) erro
 	}
 	defer unlock(c.frameLock)
 	c.wwatch.start(ctx)
-	wrote, err := c.writeFrames(c.controlFrame(op, payload))
+	wrote, err := c.writeOut(c.controlFrame(op, payload))
 	return c.writeResult(ctx, wrote, err)
 }
 
@@ -326,7 +326,7 @@ func (c *Conn) sendClose(code StatusCode, reason string) error {
 	}
 	c.closeSent = true
 	c.wwatch.deadline(time.Now().Add(c.closeTimeout))
-	_, err = c.writeFrames(c.controlFrame(opClose, payload))
+	_, err = c.writeOut(c.controlFrame(opClose, payload))
 	c.wwatch.deadline(time.Time{})
 	return err
 }
