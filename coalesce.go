@@ -78,7 +78,12 @@ func (c *Conn) writeOutVec(h, p []byte) (int64, error) {
 func (c *Conn) writeHeld(a, b []byte) (int64, error) {
 	co := c.co
 	held := co.buf
-	bufs := net.Buffers{held[:co.n.Load()], a, b}
+	bufs := append(make(net.Buffers, 0, 3), held[:co.n.Load()])
+	for _, x := range [][]byte{a, b} {
+		if len(x) > 0 {
+			bufs = append(bufs, x)
+		}
+	}
 	co.n.Store(0)
 	co.buf = nil
 	n, err := bufs.WriteTo(c.nc)
