@@ -8,11 +8,13 @@
 // it reads the server's CPU time (and, for the idle scenario, its resident memory) from
 // /proc. Scenarios:
 //
-//	echo      -conns connections each send a -size message and wait for its echo
-//	pipeline  the same with -inflight messages in flight per connection
-//	idle      -conns connections opened, one echo each, then the server's RSS growth
-//	          per connection
-//	upgrade   handshakes per second, -conns workers
+//	echo          -conns connections each send a -size message and wait for its echo
+//	echo-deflate  the same with permessage-deflate: JSON records, compressed, which
+//	              the server must accept; it also reports the bytes on the wire
+//	pipeline      the same as echo with -inflight messages in flight per connection
+//	idle          -conns connections opened, one echo each, then the server's RSS
+//	              growth per connection
+//	upgrade       handshakes per second, -conns workers
 package main
 
 import (

@@ -39,6 +39,15 @@ const offsets = 64
 // errValidation marks an echo that differs from what was sent.
 var errValidation = errors.New("echo differs from what was sent")
 
+// options say what a connection sends and how.
+type options struct {
+	raw     bool   // no handshake, no framing: bytes are echoed as they are
+	text    bool   // text messages instead of binary ones
+	deflate bool   // negotiate permessage-deflate and compress every message sent
+	size    int    // payload bytes per message
+	seed    uint64 // picks the payloads and the masking key
+}
+
 // client is one connection of the load generator.
 type client struct {
 	nc   net.Conn
@@ -47,25 +56,32 @@ type client struct {
 	op   byte // opcode of the messages sent
 	size int
 
-	// pattern holds printable ASCII (valid as text), masked the same bytes XORed with the
-	// masking key. Message k carries pattern[off:off+size] with off = 4*(k%offsets): a
-	// multiple of 4, so masked[off:] is that payload masked from the key's first byte, and
-	// sending costs no masking.
+	// Without compression, pattern holds printable ASCII (valid as text), masked the same
+	// bytes XORed with the masking key. Message k carries pattern[off:off+size] with
+	// off = 4*(k%offsets): a multiple of 4, so masked[off:] is that payload masked from
+	// the key's first byte, and sending costs no masking. With compression, pattern holds
+	// JSON records and message k is pattern[i*size:(i+1)*size], i = k mod len(pmd.frames).
 	pattern, masked []byte
 	key             [4]byte
 	scratch         []byte // header and small payload, written in one call
 	bufs            net.Buffers
 	ctrl            [125]byte
+
+	pmd        *deflater // permessage-deflate, when it was asked for
+	extensions string    // the Sec-WebSocket-Extensions of the server's response
+
+	// Bytes of data frames, headers included, sent and received.
+	sentBytes, receivedBytes int64
 }
 
 // dial connects to addr and, unless raw, completes the opening handshake.
-func dial(addr string, raw, text bool, size int, seed uint64) (*client, error) {
+func dial(addr string, o options) (*client, error) {
 	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	c := newClient(nc, raw, text, size, seed)
-	if !raw {
+	c := newClient(nc, o)
+	if !o.raw {
 		if err := c.handshake(addr); err != nil {
 			c.abort()
 			return nil, err
@@ -74,28 +90,38 @@ func dial(addr string, raw, text bool, size int, seed uint64) (*client, error) {
 	return c, nil
 }
 
-func newClient(nc net.Conn, raw, text bool, size int, seed uint64) *client {
-	c := &client{nc: nc, br: bufio.NewReaderSize(nc, 64<<10), raw: raw, op: opBinary, size: size}
-	if text {
+func newClient(nc net.Conn, o options) *client {
+	c := &client{nc: nc, br: bufio.NewReaderSize(nc, 64<<10), raw: o.raw, op: opBinary, size: o.size}
+	if o.text {
 		c.op = opText
 	}
-	rng := rand.New(rand.NewPCG(seed, 0x6bed))
+	rng := rand.New(rand.NewPCG(o.seed, 0x6bed))
 	binary.LittleEndian.PutUint32(c.key[:], rng.Uint32()|1)
-	n := size + 4*offsets
+	if o.deflate && !o.raw {
+		n := deflateMessages(o.size)
+		c.pmd = newDeflater(n)
+		c.pattern = appendRecords(make([]byte, 0, n*o.size), rng, n*o.size)
+		return c
+	}
+	n := o.size + 4*offsets
 	c.pattern = make([]byte, n)
 	c.masked = make([]byte, n)
 	for i := range c.pattern {
 		c.pattern[i] = byte(' ' + rng.IntN('~'-' '+1))
 		c.masked[i] = c.pattern[i] ^ c.key[i%4]
 	}
-	c.scratch = make([]byte, 0, 14+min(size, 64<<10))
+	c.scratch = make([]byte, 0, 14+min(o.size, 64<<10))
 	return c
 }
 
 // handshake sends the opening request and checks the 101 response (RFC 6455 §4.1).
 func (c *client) handshake(host string) error {
 	req := "GET / HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: " + handshakeKey + "\r\nSec-WebSocket-Version: 13\r\n\r\n"
+		"Sec-WebSocket-Key: " + handshakeKey + "\r\nSec-WebSocket-Version: 13\r\n"
+	if c.pmd != nil {
+		req += "Sec-WebSocket-Extensions: " + deflateOffer + "\r\n"
+	}
+	req += "\r\n"
 	if _, err := io.WriteString(c.nc, req); err != nil {
 		return err
 	}
@@ -107,6 +133,7 @@ func (c *client) handshake(host string) error {
 		return fmt.Errorf("handshake refused: %q", bytes.TrimSpace(line))
 	}
 	accepted := false
+	var extensions []string
 	for {
 		line, err := c.br.ReadSlice('\n')
 		if err != nil {
@@ -123,15 +150,38 @@ func (c *client) handshake(host string) error {
 			}
 			accepted = true
 		}
+		if ok && strings.EqualFold(string(name), "Sec-WebSocket-Extensions") {
+			extensions = append(extensions, string(bytes.TrimSpace(value)))
+		}
 	}
 	if !accepted {
 		return errors.New("handshake response has no Sec-WebSocket-Accept")
 	}
+	c.extensions = strings.Join(extensions, ", ")
+	if c.pmd == nil {
+		if len(extensions) > 0 {
+			return fmt.Errorf("server answered with extensions %q, none offered", c.extensions)
+		}
+		return nil
+	}
+	p, ok, err := parseDeflateResponse(extensions)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errDeclined
+	}
+	c.pmd.params = p
 	return nil
 }
 
-// payload returns message k as sent (masked unless raw) and as it must come back.
+// payload returns message k as sent (masked unless raw; nil when compressed, see
+// deflater.frame) and as it must come back.
 func (c *client) payload(k int) (send, want []byte) {
+	if c.pmd != nil {
+		i := k % len(c.pmd.frames)
+		return nil, c.pattern[i*c.size : (i+1)*c.size]
+	}
 	off := 4 * (k % offsets)
 	want = c.pattern[off : off+c.size]
 	if c.raw {
@@ -140,14 +190,26 @@ func (c *client) payload(k int) (send, want []byte) {
 	return c.masked[off : off+c.size], want
 }
 
-// send writes message k: one masked frame, or the bare bytes when raw.
+// send writes message k: one masked frame, compressed if permessage-deflate was asked
+// for, or the bare bytes when raw.
 func (c *client) send(k int) error {
-	p, _ := c.payload(k)
+	p, want := c.payload(k)
+	if c.pmd != nil {
+		f, err := c.pmd.frame(k%len(c.pmd.frames), c.op, want, c.key)
+		if err != nil {
+			return err
+		}
+		c.sentBytes += int64(len(f))
+		_, err = c.nc.Write(f)
+		return err
+	}
 	if c.raw {
+		c.sentBytes += int64(len(p))
 		_, err := c.nc.Write(p)
 		return err
 	}
 	b := appendFrameHeader(c.scratch[:0], c.op, len(p), c.key)
+	c.sentBytes += int64(len(b) + len(p))
 	if len(p) <= cap(c.scratch)-len(b) {
 		_, err := c.nc.Write(append(b, p...))
 		return err
@@ -201,24 +263,31 @@ func appendFrameHeader(b []byte, op byte, n int, key [4]byte) []byte {
 // frameHeader is a decoded server frame header.
 type frameHeader struct {
 	fin    bool
+	rsv1   bool // the message is compressed (RFC 7692 §6)
 	op     byte
+	size   int // of the header
 	length int64
 }
 
 // readFrameHeader reads the next frame header, which a server must send unmasked and
-// without reserved bits (no extension is negotiated).
+// without reserved bits, but for RSV1 on data frames when permessage-deflate was asked
+// for.
 func (c *client) readFrameHeader() (frameHeader, error) {
 	b, err := c.br.Peek(2)
 	if err != nil {
 		return frameHeader{}, err
 	}
-	if b[0]&0x70 != 0 {
-		return frameHeader{}, fmt.Errorf("server frame has reserved bits %#x set", b[0]&0x70)
+	rsv := b[0] & 0x70
+	if c.pmd != nil && b[0]&0x0F < opClose {
+		rsv &^= 0x40 // RFC 7692 §6.1: never on control frames
+	}
+	if rsv != 0 {
+		return frameHeader{}, fmt.Errorf("server frame has reserved bits %#x set", rsv)
 	}
 	if b[1]&0x80 != 0 {
 		return frameHeader{}, errors.New("server frame is masked")
 	}
-	h := frameHeader{fin: b[0]&0x80 != 0, op: b[0] & 0x0F, length: int64(b[1] & 0x7F)}
+	h := frameHeader{fin: b[0]&0x80 != 0, rsv1: b[0]&0x40 != 0, op: b[0] & 0x0F, length: int64(b[1] & 0x7F)}
 	n := 2
 	switch h.length {
 	case 126:
@@ -240,6 +309,7 @@ func (c *client) readFrameHeader() (frameHeader, error) {
 		h.length = int64(u)
 	}
 	c.br.Discard(n)
+	h.size = n
 	if h.op >= opClose && (!h.fin || h.length > 125) {
 		return frameHeader{}, fmt.Errorf("server sent a control frame of %d bytes, fin %v", h.length, h.fin)
 	}
@@ -247,14 +317,16 @@ func (c *client) readFrameHeader() (frameHeader, error) {
 }
 
 // receive reads the echo of message k, which may come in any number of frames with
-// control frames between them, and compares every byte with what was sent.
+// control frames between them, compressed or not, and compares every byte with what was
+// sent.
 func (c *client) receive(k int) error {
 	_, want := c.payload(k)
 	if c.raw {
+		c.receivedBytes += int64(len(want))
 		return c.compare(want)
 	}
 	got := 0
-	first := true
+	first, compressed := true, false
 	for {
 		h, err := c.readFrameHeader()
 		if err != nil {
@@ -271,8 +343,23 @@ func (c *client) receive(k int) error {
 			return fmt.Errorf("%w: echo starts with opcode %#x, sent %#x", errValidation, h.op, c.op)
 		case !first && h.op != opContinuation:
 			return fmt.Errorf("%w: opcode %#x inside a fragmented message", errValidation, h.op)
+		case !first && h.rsv1:
+			return errors.New("server set RSV1 on a continuation frame") // RFC 7692 §6.1
+		}
+		if first {
+			compressed = h.rsv1
 		}
 		first = false
+		c.receivedBytes += int64(h.size) + h.length
+		if compressed {
+			if err := c.pmd.readCompressed(c.br, h.length, len(want)); err != nil {
+				return err
+			}
+			if h.fin {
+				return c.pmd.inflate(want)
+			}
+			continue
+		}
 		if h.length > int64(len(want)-got) {
 			return fmt.Errorf("%w: echo is longer than the %d bytes sent", errValidation, len(want))
 		}

@@ -33,11 +33,11 @@ func serverFrame(fin bool, op byte, payload []byte) []byte {
 
 // clientWithServer returns a client whose connection's other end gets wire written
 // into it, and whose own writes are collected into the returned channel's value.
-func clientWithServer(t *testing.T, size int, wire func(c *client) []byte) (*client, <-chan []byte) {
+func clientWithServer(t *testing.T, o options, wire func(c *client) []byte) (*client, <-chan []byte) {
 	t.Helper()
 	cn, sn := net.Pipe()
 	t.Cleanup(func() { cn.Close(); sn.Close() })
-	c := newClient(cn, false, false, size, 1)
+	c := newClient(cn, o)
 	got := make(chan []byte, 1)
 	go func() {
 		b, _ := io.ReadAll(sn)
@@ -69,7 +69,7 @@ func TestReceive(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, _ := clientWithServer(t, tc.size, func(c *client) []byte {
+			c, _ := clientWithServer(t, options{size: tc.size, seed: 1}, func(c *client) []byte {
 				_, want := c.payload(3)
 				return tc.wire(want)
 			})
@@ -80,7 +80,7 @@ func TestReceive(t *testing.T) {
 
 // TestReceiveAnswersPing checks that a ping between fragments gets its pong, masked.
 func TestReceiveAnswersPing(t *testing.T) {
-	c, sent := clientWithServer(t, 10, func(c *client) []byte {
+	c, sent := clientWithServer(t, options{size: 10, seed: 1}, func(c *client) []byte {
 		_, want := c.payload(0)
 		b := serverFrame(false, opText, want[:4])
 		b = append(b, serverFrame(true, opPing, []byte("hi"))...)
@@ -128,7 +128,7 @@ func TestReceiveRejects(t *testing.T) {
 		{"close", func([]byte) []byte { return serverFrame(true, opClose, []byte{0x03, 0xF3}) }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, _ := clientWithServer(t, 20, func(c *client) []byte {
+			c, _ := clientWithServer(t, options{size: 20, seed: 1}, func(c *client) []byte {
 				_, want := c.payload(3)
 				return tc.wire(append([]byte(nil), want...))
 			})
@@ -143,7 +143,7 @@ func TestReceiveRejects(t *testing.T) {
 // its shortest form.
 func TestSendMasks(t *testing.T) {
 	for _, size := range []int{0, 125, 126, 65535, 65536} {
-		c, sent := clientWithServer(t, size, func(*client) []byte { return nil })
+		c, sent := clientWithServer(t, options{size: size, seed: 1}, func(*client) []byte { return nil })
 		require.NoError(t, c.send(5))
 		c.nc.Close()
 		b := <-sent

@@ -19,14 +19,16 @@ import (
 
 // Scenarios are the workloads Run knows.
 //
-//	echo      each of Conns connections sends a Size-byte message, waits for its echo,
-//	          and repeats
-//	pipeline  like echo, with Inflight messages in flight on each connection
-//	idle      opens Conns connections, echoes one message on each, then measures the
-//	          server's resident memory per open connection
-//	upgrade   Conns workers each open a connection, complete the handshake and drop
-//	          it, over and over
-var Scenarios = []string{"echo", "pipeline", "idle", "upgrade"}
+//	echo          each of Conns connections sends a Size-byte message, waits for its
+//	              echo, and repeats
+//	echo-deflate  echo with permessage-deflate (RFC 7692): the messages are JSON records,
+//	              compressed; the server must accept the extension
+//	pipeline      like echo, with Inflight messages in flight on each connection
+//	idle          opens Conns connections, echoes one message on each, then measures
+//	              the server's resident memory per open connection
+//	upgrade       Conns workers each open a connection, complete the handshake and
+//	              drop it, over and over
+var Scenarios = []string{"echo", "echo-deflate", "pipeline", "idle", "upgrade"}
 
 // Config is one run.
 type Config struct {
@@ -65,6 +67,13 @@ type Result struct {
 	RSSKiBPerConn float64 `json:"rss_kib_per_conn,omitempty"`
 	RSSBeforeKiB  int64   `json:"rss_before_kib,omitempty"`
 	RSSAfterKiB   int64   `json:"rss_after_kib,omitempty"`
+
+	// Bytes on the wire per round trip (echo scenarios): the message sent and its echo,
+	// frame headers included.
+	SentBytesPerOp float64 `json:"sent_bytes_per_op,omitempty"`
+	EchoBytesPerOp float64 `json:"echo_bytes_per_op,omitempty"`
+	// The server's Sec-WebSocket-Extensions response, if it had one.
+	Extensions string `json:"extensions,omitempty"`
 }
 
 // String is the human-readable line.
@@ -84,6 +93,12 @@ func (r Result) String() string {
 	if r.RSSAfterKiB > 0 {
 		s += fmt.Sprintf(", RSS %d → %d KiB = %.1f KiB/conn", r.RSSBeforeKiB, r.RSSAfterKiB, r.RSSKiBPerConn)
 	}
+	if r.SentBytesPerOp > 0 {
+		s += fmt.Sprintf(", wire %.0f B sent, %.0f B echoed per message", r.SentBytesPerOp, r.EchoBytesPerOp)
+	}
+	if r.Extensions != "" {
+		s += fmt.Sprintf(", extensions %q", r.Extensions)
+	}
 	return s + fmt.Sprintf("; load generator %.0f%% of a core", r.LoadCPUPct)
 }
 
@@ -102,7 +117,10 @@ func Run(cfg Config) (Result, error) {
 	res := Result{Label: cfg.Label, Scenario: cfg.Scenario, Conns: cfg.Conns, Size: cfg.Size, ServerCPUus: -1}
 	var err error
 	switch cfg.Scenario {
-	case "echo":
+	case "echo", "echo-deflate":
+		if cfg.Raw && cfg.Scenario == "echo-deflate" {
+			return res, errors.New("load: echo-deflate needs WebSocket framing, not -raw")
+		}
 		cfg.Inflight = 1
 		err = runTimed(cfg, &res, echoWorker)
 	case "pipeline":
@@ -131,10 +149,13 @@ type run struct {
 	cfg   Config
 	phase atomic.Int32
 	ops   atomic.Int64
+	// Bytes on the wire of the measured round trips (echo scenarios).
+	sentBytes, echoBytes atomic.Int64
 
-	mu        sync.Mutex
-	latencies []time.Duration
-	err       error
+	mu         sync.Mutex
+	latencies  []time.Duration
+	extensions string
+	err        error
 }
 
 func (r *run) fail(err error) {
@@ -223,6 +244,11 @@ func runTimed(cfg Config, res *Result, w worker) error {
 	}
 	res.P50us, res.P99us = percentiles(r.latencies)
 	res.LoadCPUPct = 100 * (self1 - self0).Seconds() / res.Seconds
+	if res.Ops > 0 && r.sentBytes.Load() > 0 {
+		res.SentBytesPerOp = float64(r.sentBytes.Load()) / float64(res.Ops)
+		res.EchoBytesPerOp = float64(r.echoBytes.Load()) / float64(res.Ops)
+	}
+	res.Extensions = r.extensions
 	if cfg.PID != 0 {
 		res.ServerCPUPct = 100 * (cpu1 - cpu0).Seconds() / res.Seconds
 		if res.Ops > 0 {
@@ -248,16 +274,33 @@ func percentiles(lat []time.Duration) (p50, p99 float64) {
 // seed gives connection id its own payloads.
 func seed(id int) uint64 { return uint64(id)*0x9E3779B97F4A7C15 + 1 }
 
+// options are those of connection id.
+func (cfg Config) options(id int) options {
+	return options{
+		raw:     cfg.Raw,
+		text:    cfg.Text,
+		deflate: cfg.Scenario == "echo-deflate",
+		size:    cfg.Size,
+		seed:    seed(id),
+	}
+}
+
 func echoWorker(r *run, id int) error {
-	c, err := dial(r.cfg.Addr, r.cfg.Raw, r.cfg.Text, r.cfg.Size, seed(id))
+	c, err := dial(r.cfg.Addr, r.cfg.options(id))
 	if err != nil {
 		return err
 	}
 	defer c.close()
+	r.mu.Lock()
+	if r.extensions == "" {
+		r.extensions = c.extensions
+	}
+	r.mu.Unlock()
 	var lat []time.Duration
 	defer func() { r.record(lat) }()
 	for k := 0; !r.done(k); k++ {
 		t0 := time.Now()
+		sent, received := c.sentBytes, c.receivedBytes
 		if err := c.roundTrip(k); err != nil {
 			return err
 		}
@@ -265,6 +308,8 @@ func echoWorker(r *run, id int) error {
 		if r.phase.Load() == measuring {
 			lat = append(lat, time.Since(t0))
 			r.ops.Add(1)
+			r.sentBytes.Add(c.sentBytes - sent)
+			r.echoBytes.Add(c.receivedBytes - received)
 		}
 	}
 	return nil
@@ -273,7 +318,7 @@ func echoWorker(r *run, id int) error {
 // pipelineWorker keeps cfg.Inflight messages in flight: a writer sends while there is
 // room, the reader takes each echo and frees its slot.
 func pipelineWorker(r *run, id int) error {
-	c, err := dial(r.cfg.Addr, r.cfg.Raw, r.cfg.Text, r.cfg.Size, seed(id))
+	c, err := dial(r.cfg.Addr, r.cfg.options(id))
 	if err != nil {
 		return err
 	}
@@ -328,7 +373,9 @@ func upgradeWorker(r *run, id int) error {
 	defer func() { r.record(lat) }()
 	for k := 0; !r.done(k); k++ {
 		t0 := time.Now()
-		c, err := dial(r.cfg.Addr, r.cfg.Raw, r.cfg.Text, 0, seed(id)+uint64(k))
+		o := r.cfg.options(id)
+		o.size, o.seed = 0, o.seed+uint64(k)
+		c, err := dial(r.cfg.Addr, o)
 		if err != nil {
 			return err
 		}
@@ -378,7 +425,7 @@ func runIdle(cfg Config, res *Result) error {
 					return
 				}
 				t0 := time.Now()
-				c, err := dial(cfg.Addr, cfg.Raw, cfg.Text, cfg.Size, seed(id))
+				c, err := dial(cfg.Addr, cfg.options(id))
 				if err == nil {
 					conns[id] = c
 					err = c.roundTrip(0)
