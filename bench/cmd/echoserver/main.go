@@ -1,9 +1,10 @@
 // Command echoserver runs one library's WebSocket echo server, or the plain TCP floor, for
 // the load generator to measure.
 //
-//	echoserver -lib ours|gorilla|coder|gobwas|gws|floor -addr 127.0.0.1:0
+//	echoserver -lib ours|gorilla|coder|gobwas|gws|floor|ours-deflate|… -addr 127.0.0.1:0
+//	echoserver -list
 //
-// On startup it prints one line, "pid=PID addr=HOST:PORT", so that a script can find the
+// -list prints the servers it knows, one a line. On startup it prints one line, "pid=PID addr=HOST:PORT", so that a script can find the
 // address it listens on and the process whose CPU time and memory to read. It serves until
 // killed; with -cpuprofile or -memprofile, SIGINT or SIGTERM first writes the profiles.
 package main
@@ -27,9 +28,15 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "address to listen on")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file when stopped by SIGINT or SIGTERM")
 	memprofile := flag.String("memprofile", "", "write a heap profile to this file when stopped by SIGINT or SIGTERM")
+	list := flag.Bool("list", false, "print the servers known, one a line, and exit")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("echoserver: ")
+
+	if *list {
+		fmt.Println(strings.Join(echo.Libs, "\n"))
+		return
+	}
 
 	if !echo.Known(*lib) {
 		log.Fatalf("unknown -lib %q (known: %s)", *lib, strings.Join(echo.Libs, ", "))

@@ -2,15 +2,20 @@
 // and a plain TCP echo that gives the floor.
 //
 // Every server echoes each message it receives with the same message type, accepts
-// messages up to ReadLimit, negotiates no compression and allows any Origin. Each library
-// is used the way its documentation recommends for throughput: ours, gorilla and coder
-// stream a message from their reader into their writer; gobwas upgrades raw TCP connections
-// without net/http and uses its wsutil reader and writer; gws runs its event loop on raw
-// TCP connections as its own server does.
+// messages up to ReadLimit and allows any Origin. Each library is used the way its
+// documentation recommends for throughput: ours, gorilla and coder stream a message from
+// their reader into their writer; gobwas upgrades raw TCP connections without net/http
+// and uses its wsutil reader and writer; gws runs its event loop on raw TCP connections
+// as its own server does.
+//
+// The servers whose names end in -deflate accept permessage-deflate (RFC 7692), each in
+// the way its library documents, and otherwise serve as their uncompressed namesakes do;
+// the others negotiate no compression.
 package echo
 
 import (
 	"bufio"
+	"compress/flate"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +28,7 @@ import (
 
 	coder "github.com/coder/websocket"
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 	"github.com/gobwas/ws/wsutil"
 	gorilla "github.com/gorilla/websocket"
 	ours "github.com/hybi/websocket"
@@ -45,7 +51,22 @@ const ReadLimit = 32 << 20
 //	gobwas    github.com/gobwas/ws: zero-copy upgrade, wsutil.Reader into wsutil.Writer
 //	gws       github.com/lxzan/gws: OnMessage writes the message back
 //	floor     plain TCP: no HTTP, no framing; writes back whatever it reads
-var Libs = []string{"ours", "ours-msg", "ours-bg", "ours-go", "gorilla", "coder", "gobwas", "gws", "floor"}
+//
+// With permessage-deflate, at each library's default compression level (BestSpeed) but
+// for gobwas, whose examples use 9 and which is given BestSpeed here too:
+//
+//	ours-deflate     ours with CompressionContextTakeover: the client may compress
+//	                 against its earlier messages; its own are compressed each on its own
+//	gorilla-deflate  gorilla with EnableCompression, its only mode: no context takeover
+//	                 either way
+//	coder-deflate    coder with CompressionContextTakeover, which compresses messages of
+//	                 128 bytes or more against the earlier ones
+//	gobwas-deflate   gobwas with wsflate, which keeps no context either way, wrapped
+//	                 around its wsutil reader and writer
+//	gws-deflate      gws with PermessageDeflate, context takeover both ways at its default
+//	                 windows of 4 KiB; it compresses every message
+var Libs = []string{"ours", "ours-msg", "ours-bg", "ours-go", "gorilla", "coder", "gobwas", "gws", "floor",
+	"ours-deflate", "gorilla-deflate", "coder-deflate", "gobwas-deflate", "gws-deflate"}
 
 // Known reports whether Serve has a server for lib.
 func Known(lib string) bool { return slices.Contains(Libs, lib) }
@@ -56,23 +77,37 @@ func Known(lib string) bool { return slices.Contains(Libs, lib) }
 func Serve(ln net.Listener, lib string) error {
 	switch lib {
 	case "ours":
-		return serveHTTP(ln, oursHandler(echoOursStream, true))
+		return serveHTTP(ln, oursHandler(echoOursStream, true, ours.CompressionDisabled))
 	case "ours-msg":
-		return serveHTTP(ln, oursHandler(echoOursMessage, true))
+		return serveHTTP(ln, oursHandler(echoOursMessage, true, ours.CompressionDisabled))
 	case "ours-bg":
-		return serveHTTP(ln, oursHandler(echoOursStream, false))
+		return serveHTTP(ln, oursHandler(echoOursStream, false, ours.CompressionDisabled))
 	case "ours-go":
 		return serveHTTP(ln, oursDetachedHandler(echoOursStream))
 	case "gorilla":
-		return serveHTTP(ln, gorillaHandler())
+		return serveHTTP(ln, gorillaHandler(false))
 	case "coder":
-		return serveHTTP(ln, coderHandler())
+		return serveHTTP(ln, coderHandler(coder.CompressionDisabled))
 	case "gobwas":
 		return serveTCP(ln, echoGobwas)
 	case "gws":
-		return serveTCP(ln, gwsServer())
+		return serveTCP(ln, gwsServer(gws.PermessageDeflate{}))
 	case "floor":
 		return serveTCP(ln, echoFloor)
+	case "ours-deflate":
+		return serveHTTP(ln, oursHandler(echoOursStream, true, ours.CompressionContextTakeover))
+	case "gorilla-deflate":
+		return serveHTTP(ln, gorillaHandler(true))
+	case "coder-deflate":
+		return serveHTTP(ln, coderHandler(coder.CompressionContextTakeover))
+	case "gobwas-deflate":
+		return serveTCP(ln, echoGobwasDeflate)
+	case "gws-deflate":
+		return serveTCP(ln, gwsServer(gws.PermessageDeflate{
+			Enabled:               true,
+			ServerContextTakeover: true,
+			ClientContextTakeover: true,
+		}))
 	}
 	return fmt.Errorf("echo: unknown library %q (known: %v)", lib, Libs)
 }
@@ -124,9 +159,10 @@ func copyMessage(w io.WriteCloser, r io.Reader) error {
 	return w.Close()
 }
 
-func oursHandler(echo func(context.Context, *ours.Conn) error, requestContext bool) http.Handler {
+func oursHandler(echo func(context.Context, *ours.Conn) error, requestContext bool, mode ours.CompressionMode) http.Handler {
+	opts := &ours.AcceptOptions{InsecureSkipOriginCheck: true, Compression: mode}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := ours.Accept(w, r, &ours.AcceptOptions{InsecureSkipOriginCheck: true})
+		c, err := ours.Accept(w, r, opts)
 		if err != nil {
 			return
 		}
@@ -178,12 +214,13 @@ func echoOursMessage(ctx context.Context, c *ours.Conn) error {
 	return c.Write(ctx, typ, msg)
 }
 
-func gorillaHandler() http.Handler {
+func gorillaHandler(compress bool) http.Handler {
 	upgrader := gorilla.Upgrader{
 		// Zero buffer sizes reuse the HTTP server's read buffer; the pool lends write
 		// buffers only while a message is being written.
-		WriteBufferPool: &sync.Pool{},
-		CheckOrigin:     func(*http.Request) bool { return true },
+		WriteBufferPool:   &sync.Pool{},
+		CheckOrigin:       func(*http.Request) bool { return true },
+		EnableCompression: compress,
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := upgrader.Upgrade(w, r, nil)
@@ -208,8 +245,8 @@ func gorillaHandler() http.Handler {
 	})
 }
 
-func coderHandler() http.Handler {
-	opts := &coder.AcceptOptions{InsecureSkipVerify: true, CompressionMode: coder.CompressionDisabled}
+func coderHandler(mode coder.CompressionMode) http.Handler {
+	opts := &coder.AcceptOptions{InsecureSkipVerify: true, CompressionMode: mode}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := coder.Accept(w, r, opts)
 		if err != nil {
@@ -270,6 +307,85 @@ func echoGobwas(nc net.Conn) {
 	}
 }
 
+// echoGobwasDeflate is echoGobwas with wsflate, as its documentation shows: the
+// message's compression bit is kept in a wsflate.MessageState that the wsutil reader
+// sets and the writer reads, and a compressed message is copied from a wsflate reader
+// around the wsutil reader into a wsflate writer around the wsutil writer. wsflate keeps
+// no context between messages, so the server asks for none either way.
+func echoGobwasDeflate(nc net.Conn) {
+	defer nc.Close()
+	ext := wsflate.Extension{Parameters: wsflate.Parameters{
+		ServerNoContextTakeover: true,
+		ClientNoContextTakeover: true,
+	}}
+	u := ws.Upgrader{Negotiate: ext.Negotiate}
+	if _, err := u.Upgrade(nc); err != nil {
+		return
+	}
+	// StateExtended lets RSV1 through to the extension.
+	state := ws.StateServerSide
+	if _, ok := ext.Accepted(); ok {
+		state |= ws.StateExtended
+	}
+	var msg wsflate.MessageState
+	control := wsutil.ControlFrameHandler(nc, state)
+	rd := &wsutil.Reader{
+		Source:         bufio.NewReaderSize(nc, 4096),
+		State:          state,
+		MaxFrameSize:   ReadLimit,
+		OnIntermediate: control,
+		Extensions:     []wsutil.RecvExtension{&msg},
+		// wsutil would check the compressed bytes: text is checked once inflated, below.
+		CheckUTF8: false,
+	}
+	wr := wsutil.NewWriter(nc, state, ws.OpBinary)
+	wr.SetExtensions(&msg)
+	fr := wsflate.NewReader(nil, func(r io.Reader) wsflate.Decompressor { return flate.NewReader(r) })
+	fw := wsflate.NewWriter(nil, func(w io.Writer) wsflate.Compressor {
+		f, _ := flate.NewWriter(w, flate.BestSpeed)
+		return f
+	})
+	utf8 := &wsutil.UTF8Reader{}
+	for {
+		h, err := rd.NextFrame()
+		if err != nil {
+			return
+		}
+		if h.OpCode.IsControl() {
+			if control(h, rd) != nil {
+				return
+			}
+			continue
+		}
+		// ResetOp, not Reset, which would drop the extension.
+		wr.ResetOp(h.OpCode)
+		var src io.Reader = rd
+		var dst io.Writer = wr
+		if msg.IsCompressed() {
+			fr.Reset(rd)
+			fw.Reset(wr)
+			src, dst = fr, fw
+		}
+		if h.OpCode == ws.OpText {
+			utf8.Reset(src)
+			src = utf8
+		}
+		if _, err := io.Copy(dst, src); err != nil {
+			return
+		}
+		if h.OpCode == ws.OpText && !utf8.Valid() {
+			ws.WriteFrame(nc, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusInvalidFramePayloadData, "")))
+			return
+		}
+		if msg.IsCompressed() && fw.Close() != nil {
+			return
+		}
+		if wr.Flush() != nil {
+			return
+		}
+	}
+}
+
 // gwsEcho is the gws event handler: it writes each message back.
 type gwsEcho struct{ gws.BuiltinEventHandler }
 
@@ -283,8 +399,8 @@ func (gwsEcho) OnMessage(c *gws.Conn, m *gws.Message) {
 // gwsServer does what gws.Server does with each connection (read the request, upgrade,
 // run the read loop). gws.Server's own accept loop never returns once its listener is
 // closed, so Serve cannot use it.
-func gwsServer() func(net.Conn) {
-	upgrader := gws.NewUpgrader(gwsEcho{}, &gws.ServerOption{ReadMaxPayloadSize: ReadLimit})
+func gwsServer(pmd gws.PermessageDeflate) func(net.Conn) {
+	upgrader := gws.NewUpgrader(gwsEcho{}, &gws.ServerOption{ReadMaxPayloadSize: ReadLimit, PermessageDeflate: pmd})
 	return func(nc net.Conn) {
 		br := bufio.NewReaderSize(nc, 4096)
 		r, err := http.ReadRequest(br)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -28,10 +29,13 @@ func serve(t *testing.T, lib string) string {
 }
 
 // TestEchoServers runs every scenario of the load generator, with validation of every
-// echoed byte, against every server, at payload lengths that take each frame length form
-// (7, 16 and 64 bits) and make the streaming servers fragment.
+// echoed byte, against every server without compression, at payload lengths that take
+// each frame length form (7, 16 and 64 bits) and make the streaming servers fragment.
 func TestEchoServers(t *testing.T) {
 	for _, lib := range echo.Libs {
+		if strings.HasSuffix(lib, "-deflate") {
+			continue // TestDeflateEchoServers
+		}
 		t.Run(lib, func(t *testing.T) {
 			addr := serve(t, lib)
 			raw := lib == "floor"
@@ -80,6 +84,59 @@ func TestEchoServers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDeflateEchoServers runs the compressed echo against every server that compresses,
+// at sizes some of them send uncompressed, that fill the server's window after a few
+// messages, and that take a 64-bit length and make the streaming servers fragment; and
+// the plain echo, which they must serve without compression.
+func TestDeflateEchoServers(t *testing.T) {
+	n := 0
+	for _, lib := range echo.Libs {
+		if !strings.HasSuffix(lib, "-deflate") {
+			continue
+		}
+		n++
+		t.Run(lib, func(t *testing.T) {
+			addr := serve(t, lib)
+			for _, tc := range []struct {
+				scenario string
+				size     int
+				messages int
+				text     bool
+			}{
+				{scenario: "echo-deflate", size: 0, messages: 3},
+				{scenario: "echo-deflate", size: 1, messages: 3, text: true},
+				{scenario: "echo-deflate", size: 125, messages: 3},
+				{scenario: "echo-deflate", size: 4096, messages: 12, text: true}, // 48 KiB
+				{scenario: "echo-deflate", size: 300_000, messages: 2},
+				{scenario: "echo", size: 4096, messages: 3},
+			} {
+				name := fmt.Sprintf("%s/%d/text=%v", tc.scenario, tc.size, tc.text)
+				res, err := load.Run(load.Config{
+					Label:    lib,
+					Addr:     addr,
+					PID:      os.Getpid(),
+					Scenario: tc.scenario,
+					Conns:    2,
+					Size:     tc.size,
+					Messages: tc.messages,
+					Text:     tc.text,
+				})
+				require.NoError(t, err, name)
+				assert.EqualValues(t, 2*tc.messages, res.Ops, name)
+				if tc.scenario == "echo-deflate" {
+					assert.Contains(t, res.Extensions, "permessage-deflate", name)
+				} else {
+					assert.Empty(t, res.Extensions, name)
+				}
+				if tc.scenario == "echo-deflate" && tc.size >= 4096 {
+					assert.Less(t, res.EchoBytesPerOp, float64(tc.size)/2, "%s: the echo is compressed", name)
+				}
+			}
+		})
+	}
+	assert.Equal(t, 5, n, "servers with compression")
 }
 
 func TestServeUnknownLibrary(t *testing.T) {
