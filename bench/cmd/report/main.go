@@ -5,7 +5,7 @@
 //	report results.jsonl
 //
 // Servers named "floor" are the floor; those named "ours" or "ours-…" are this module;
-// every other name is a peer.
+// every other name is a peer. A table without a floor has no ratios to it.
 package main
 
 import (
@@ -82,6 +82,7 @@ var (
 		return column{title: title, value: func(r load.Result) float64 { return r.ServerCPUus }, format: "%.1f", short: "CPU"}
 	}
 	cpuPctCol = column{title: "server CPU %", value: func(r load.Result) float64 { return r.ServerCPUPct }, format: "%.0f"}
+	echoBCol  = column{title: "echo B on the wire", value: func(r load.Result) float64 { return r.EchoBytesPerOp }, format: "%.0f"}
 	rssCol    = column{title: "KiB/conn", value: func(r load.Result) float64 { return r.RSSKiBPerConn }, format: "%.1f", short: "memory"}
 )
 
@@ -91,6 +92,8 @@ func columns(scenario string) []column {
 		return []column{rssCol, opsCol("conns/s"), cpuCol("server CPU µs/conn")}
 	case "upgrade":
 		return []column{opsCol("handshakes/s"), p50Col, p99Col, cpuCol("server CPU µs/handshake"), cpuPctCol}
+	case "echo-deflate":
+		return []column{opsCol("round trips/s"), mbCol, p50Col, p99Col, cpuCol("server CPU µs/op"), cpuPctCol, echoBCol}
 	}
 	return []column{opsCol("round trips/s"), mbCol, p50Col, p99Col, cpuCol("server CPU µs/op"), cpuPctCol}
 }
@@ -181,6 +184,8 @@ func write(w io.Writer, results []load.Result) {
 			rounds = max(rounds, len(runs[lib]))
 		}
 
+		floor, hasFloor := med["floor"]
+
 		fmt.Fprintf(w, "### %v (median of %d)\n\n", k, rounds)
 		head := []string{"lib"}
 		for _, c := range cols {
@@ -188,7 +193,10 @@ func write(w io.Writer, results []load.Result) {
 		}
 		for _, c := range cols {
 			if c.short != "" {
-				head = append(head, c.short+" ÷ best peer", c.short+" ÷ floor")
+				head = append(head, c.short+" ÷ best peer")
+				if hasFloor {
+					head = append(head, c.short+" ÷ floor")
+				}
 			}
 		}
 		fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat(" ---: |", len(head)))
@@ -211,21 +219,15 @@ func write(w io.Writer, results []load.Result) {
 					}
 				}
 				row = append(row, ratio(med[lib][i], best, found))
-				floor, ok := med["floor"]
-				row = append(row, ratio(med[lib][i], floorValue(floor, i), ok))
+				if hasFloor {
+					row = append(row, ratio(med[lib][i], floor[i], true))
+				}
 			}
 			fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w, "Ratios divide this row's median by the best peer's (the highest rate, the least CPU or memory) and by the floor's: above 1 is a higher rate or more cost.")
-}
-
-func floorValue(floor []float64, i int) float64 {
-	if floor == nil {
-		return 0
-	}
-	return floor[i]
+	fmt.Fprintln(w, "Ratios divide this row's median by the best peer's (the highest rate, the least CPU or memory) and by the floor's: above 1 is a higher rate or more cost. Echo B on the wire is the echoed message's frames, headers included, as the server compressed them.")
 }
 
 func ratio(v, ref float64, ok bool) string {
