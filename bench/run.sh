@@ -10,7 +10,10 @@
 #   IDLE_CONNS  connections of the idle scenario [10000]
 #   LIBS        servers, in the order of the first round [ours gorilla coder gobwas gws floor]
 #               (ours-msg and ours-bg are two more ways of using this module)
-#   SCENARIOS   which of echo-64 echo-4k echo-1m pipeline idle upgrade [all of them]
+#   DEFLATE_LIBS  servers of the echo-deflate scenario, which needs permessage-deflate
+#               [the -deflate server of each of LIBS that has one]
+#   SCENARIOS   which of echo-64 echo-4k echo-1m echo-deflate pipeline idle upgrade
+#               [all of them]
 #   SERVER_CPU, LOAD_CPU  CPUs to pin to [0, 1]
 #   RESULTS     file the JSON lines are appended to [a new temporary file]
 #
@@ -23,7 +26,7 @@ DURATION=${DURATION:-5s}
 WARMUP=${WARMUP:-500ms}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 LIBS=(${LIBS:-ours gorilla coder gobwas gws floor})
-SCENARIOS=(${SCENARIOS:-echo-64 echo-4k echo-1m pipeline idle upgrade})
+SCENARIOS=(${SCENARIOS:-echo-64 echo-4k echo-1m echo-deflate pipeline idle upgrade})
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 
@@ -53,12 +56,27 @@ go build -o "$work/echoserver" ./cmd/echoserver
 go build -o "$work/load" ./cmd/load
 go build -o "$work/report" ./cmd/report
 
+# echo-deflate needs servers that accept permessage-deflate: unless told, the -deflate
+# variant of each of LIBS that has one.
+if [[ -n ${DEFLATE_LIBS:-} ]]; then
+  DEFLATE_LIBS=(${DEFLATE_LIBS})
+else
+  known=" $("$work/echoserver" -list | tr '\n' ' ') "
+  DEFLATE_LIBS=()
+  for lib in "${LIBS[@]}"; do
+    if [[ $known == *" $lib-deflate "* ]]; then
+      DEFLATE_LIBS+=("$lib-deflate")
+    fi
+  done
+fi
+
 # scenario_args prints the load generator's flags for a scenario.
 scenario_args() {
   case $1 in
     echo-64) echo "-scenario echo -conns 64 -size 64" ;;
     echo-4k) echo "-scenario echo -conns 64 -size 4096" ;;
     echo-1m) echo "-scenario echo -conns 8 -size 1048576" ;;
+    echo-deflate) echo "-scenario echo-deflate -conns 64 -size 4096" ;;
     pipeline) echo "-scenario pipeline -conns 16 -inflight 16 -size 128" ;;
     idle) echo "-scenario idle -conns $IDLE_CONNS -size 64" ;;
     upgrade) echo "-scenario upgrade -conns 16" ;;
@@ -96,11 +114,18 @@ run_one() {
 }
 
 for ((round = 1; round <= ROUNDS; round++)); do
-  # Rotate the order each round, so no library always runs first or after the same one.
-  r=$(((round - 1) % ${#LIBS[@]}))
-  libs=("${LIBS[@]:r}" "${LIBS[@]:0:r}")
   for scenario in "${SCENARIOS[@]}"; do
-    for lib in "${libs[@]}"; do
+    servers=("${LIBS[@]}")
+    if [[ $scenario == echo-deflate ]]; then
+      servers=("${DEFLATE_LIBS[@]}")
+      if ((${#servers[@]} == 0)); then
+        echo "round $round: no server of LIBS has a -deflate variant; echo-deflate skipped" >&2
+        continue
+      fi
+    fi
+    # Rotate the order each round, so no library always runs first or after the same one.
+    r=$(((round - 1) % ${#servers[@]}))
+    for lib in "${servers[@]:r}" "${servers[@]:0:r}"; do
       run_one "$lib" "$scenario"
     done
   done
