@@ -24,8 +24,9 @@ const (
 
 	// CompressionContextTakeover lets the peer compress each message against the ones it
 	// sent before, which shrinks small, similar messages much more; the Conn keeps the
-	// last 32 KiB the peer sent (less if the peer announced a smaller window). The Conn's
-	// own messages are still compressed each on its own.
+	// last 32 KiB the peer sent (less if the peer announced a smaller window). A client
+	// that offers client_no_context_takeover is held to it, and costs no window. The
+	// Conn's own messages are still compressed each on its own.
 	CompressionContextTakeover
 )
 

@@ -112,6 +112,7 @@
 // CompressionNoContextTakeover the peer must compress each message on its own as well;
 // with CompressionContextTakeover it may refer to its earlier messages, and the Conn
 // keeps the last 32 KiB (or the window the peer announced) of them: 32 KiB per
-// connection. The read limit applies to the decompressed size of a message, and data
+// connection, unless the peer offered client_no_context_takeover, which the server then
+// confirms (browsers do not offer it; this package's Dial does). The read limit applies to the decompressed size of a message, and data
 // that is not valid DEFLATE fails the connection with 1007.
 package websocket

@@ -44,16 +44,18 @@ func acceptDeflate(values []string, mode CompressionMode) (p deflateParams, resp
 		}
 		// The client's client_no_context_takeover in an offer is only a hint (RFC 7692
 		// §7.1.1.2), and some clients read it as "I can be asked to": only the response
-		// binds the client, so the window is dropped only when the response says so.
+		// binds the client. A client that offers it gives up nothing when the response
+		// confirms it, and the server then keeps no window.
+		noContext := mode == CompressionNoContextTakeover || c.clientNoContext
 		p = deflateParams{
-			peerNoContext:  mode == CompressionNoContextTakeover,
+			peerNoContext:  noContext,
 			peerWindowBits: 15,
 			windowBits:     15,
 		}
 		// Our compressor never refers back to earlier messages: saying so lets the client
 		// drop its window (RFC 7692 §7.1.1.1).
 		response = deflateName + "; server_no_context_takeover"
-		if mode == CompressionNoContextTakeover {
+		if noContext {
 			response += "; client_no_context_takeover"
 		}
 		if c.serverMaxBits != 0 {

@@ -52,29 +52,29 @@ var acceptDeflateTests = []struct {
 	{"other extension only", []string{"x-webkit-deflate-frame"}, CompressionContextTakeover, deflateParams{}, ""},
 
 	// The Autobahn client. Its client_no_context_takeover means it accepts being told not
-	// to keep context: without it in the response, the client keeps context.
-	{"Autobahn default, context takeover", []string{autobahnOffer}, CompressionContextTakeover, serverContext, respContext},
+	// to keep context: the response tells it, in either mode, and the server keeps none.
+	{"Autobahn default, context takeover", []string{autobahnOffer}, CompressionContextTakeover, serverNoContext, respNoContext},
 	{"Autobahn default, no context takeover", []string{autobahnOffer}, CompressionNoContextTakeover, serverNoContext, respNoContext},
-	{"Autobahn server_no_context_takeover", []string{autobahnOfferNoCtx}, CompressionContextTakeover, serverContext, respContext},
+	{"Autobahn server_no_context_takeover", []string{autobahnOfferNoCtx}, CompressionContextTakeover, serverNoContext, respNoContext},
 	{"Autobahn server_no_context_takeover, no context takeover", []string{autobahnOfferNoCtx}, CompressionNoContextTakeover, serverNoContext, respNoContext},
 	{"Autobahn server_max_window_bits=8", []string{autobahnOffer8}, CompressionContextTakeover,
-		deflateParams{peerNoContext: false, peerWindowBits: 15, windowBits: 8}, respContext + "; server_max_window_bits=8"},
+		deflateParams{peerNoContext: true, peerWindowBits: 15, windowBits: 8}, respNoContext + "; server_max_window_bits=8"},
 	{"Autobahn server_max_window_bits=15", []string{autobahnOffer15}, CompressionContextTakeover,
-		serverContext, respContext + "; server_max_window_bits=15"},
+		serverNoContext, respNoContext + "; server_max_window_bits=15"},
 	{"Autobahn server_max_window_bits=8, no context takeover", []string{autobahnOffer8}, CompressionNoContextTakeover,
 		deflateParams{peerNoContext: true, peerWindowBits: 15, windowBits: 8}, respNoContext + "; server_max_window_bits=8"},
 	{"Autobahn case 13.7", []string{autobahnOfferNoCtx8 + ", " + autobahnOfferNoCtx + ", " + autobahnOffer}, CompressionContextTakeover,
-		deflateParams{peerNoContext: false, peerWindowBits: 15, windowBits: 8}, respContext + "; server_max_window_bits=8"},
+		deflateParams{peerNoContext: true, peerWindowBits: 15, windowBits: 8}, respNoContext + "; server_max_window_bits=8"},
 	{"Autobahn case 13.7, no context takeover", []string{autobahnOfferNoCtx8 + ", " + autobahnOfferNoCtx + ", " + autobahnOffer}, CompressionNoContextTakeover,
 		deflateParams{peerNoContext: true, peerWindowBits: 15, windowBits: 8}, respNoContext + "; server_max_window_bits=8"},
 
 	// Other clients.
 	{"browser", []string{"permessage-deflate; client_max_window_bits"}, CompressionContextTakeover, serverContext, respContext},
 	{"client_max_window_bits with a value", []string{"permessage-deflate; client_max_window_bits=10"}, CompressionContextTakeover, serverContext, respContext},
-	{"client_no_context_takeover alone", []string{"permessage-deflate; client_no_context_takeover"}, CompressionContextTakeover, serverContext, respContext},
+	{"client_no_context_takeover alone", []string{"permessage-deflate; client_no_context_takeover"}, CompressionContextTakeover, serverNoContext, respNoContext},
 	{"every parameter", []string{"permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=12; client_max_window_bits=9"},
-		CompressionContextTakeover, deflateParams{peerNoContext: false, peerWindowBits: 15, windowBits: 12}, respContext + "; server_max_window_bits=12"},
-	{"our own offer, context takeover", []string{deflateOffer(CompressionContextTakeover)}, CompressionContextTakeover, serverContext, respContext},
+		CompressionContextTakeover, deflateParams{peerNoContext: true, peerWindowBits: 15, windowBits: 12}, respNoContext + "; server_max_window_bits=12"},
+	{"our own offer, context takeover", []string{deflateOffer(CompressionContextTakeover)}, CompressionContextTakeover, serverNoContext, respNoContext},
 	{"our own offer, no context takeover", []string{deflateOffer(CompressionNoContextTakeover)}, CompressionNoContextTakeover, serverNoContext, respNoContext},
 
 	// Window bits, RFC 7692 §7.1.2.1.
@@ -119,7 +119,7 @@ var acceptDeflateTests = []struct {
 	// Case, white space, quoting.
 	{"name in capitals", []string{"PerMessage-Deflate"}, CompressionContextTakeover, serverContext, respContext},
 	{"parameters in capitals", []string{"permessage-deflate; Client_No_Context_Takeover; SERVER_MAX_WINDOW_BITS=10"}, CompressionContextTakeover,
-		deflateParams{peerWindowBits: 15, windowBits: 10}, respContext + "; server_max_window_bits=10"},
+		deflateParams{peerNoContext: true, peerWindowBits: 15, windowBits: 10}, respNoContext + "; server_max_window_bits=10"},
 	{"no white space", []string{"permessage-deflate;server_max_window_bits=10,x"}, CompressionContextTakeover,
 		deflateParams{peerWindowBits: 15, windowBits: 10}, respContext + "; server_max_window_bits=10"},
 	{"white space everywhere", []string{" \tpermessage-deflate \t; \tserver_max_window_bits \t= \t10 \t, x \t"}, CompressionContextTakeover,
@@ -397,9 +397,11 @@ func TestDeflateNegotiation(t *testing.T) {
 				if !ok {
 					return
 				}
-				// Our client never keeps context, and our server always says it doesn't either.
+				// Neither side keeps context, and each says so: our server in its response,
+				// our client with client_no_context_takeover, which our server confirms.
 				assert.True(t, cp.peerNoContext, "client drops the server's window")
-				assert.Equal(t, server == CompressionNoContextTakeover, sp.peerNoContext, "server drops the client's window")
+				assert.True(t, sp.peerNoContext, "server drops the client's window")
+				assert.Contains(t, response, "client_no_context_takeover")
 				assert.Equal(t, sp.windowBits, cp.peerWindowBits)
 				assert.Equal(t, cp.windowBits, sp.peerWindowBits)
 			})

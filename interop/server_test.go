@@ -31,13 +31,14 @@ var wsClientConfigs = []wsConfig{
 
 // ourServerAnswer is the Sec-WebSocket-Extensions value our server answers cfg's offer
 // with in mode: server_no_context_takeover always, client_no_context_takeover in
-// CompressionNoContextTakeover, and server_max_window_bits as the client asked.
+// CompressionNoContextTakeover or when the client offered it, and server_max_window_bits
+// as the client asked.
 func ourServerAnswer(cfg wsConfig, mode websocket.CompressionMode) string {
 	if cfg.deflate == nil || mode == websocket.CompressionDisabled {
 		return ""
 	}
 	params := []string{"server_no_context_takeover"}
-	if mode == websocket.CompressionNoContextTakeover {
+	if mode == websocket.CompressionNoContextTakeover || cfg.deflate.ClientNoContextTakeover {
 		params = append(params, "client_no_context_takeover")
 	}
 	if b := cfg.deflate.ServerMaxWindowBits; b != 0 {
