@@ -41,7 +41,9 @@ const ReadLimit = 32 << 20
 // Libs are the servers Serve knows, in the order benchmarks show them.
 //
 //	ours      this module: Reader streamed into Writer under the request's context,
-//	          as the package documentation shows
+//	          as the package documentation shows; every ours server sets
+//	          CoalesceWrites, which an echo loop, answering each message before it
+//	          reads the next, allows
 //	ours-msg  this module: Read then Write, one new slice per message
 //	ours-bg   like ours, under context.Background, which needs no deadline watching
 //	ours-go   like ours-bg, served from a goroutine of its own once the handler has
@@ -160,7 +162,7 @@ func copyMessage(w io.WriteCloser, r io.Reader) error {
 }
 
 func oursHandler(echo func(context.Context, *ours.Conn) error, requestContext bool, mode ours.CompressionMode) http.Handler {
-	opts := &ours.AcceptOptions{InsecureSkipOriginCheck: true, Compression: mode}
+	opts := &ours.AcceptOptions{InsecureSkipOriginCheck: true, Compression: mode, CoalesceWrites: true}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := ours.Accept(w, r, opts)
 		if err != nil {
@@ -181,7 +183,7 @@ func oursHandler(echo func(context.Context, *ours.Conn) error, requestContext bo
 // from the handler at once.
 func oursDetachedHandler(echo func(context.Context, *ours.Conn) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := ours.Accept(w, r, &ours.AcceptOptions{InsecureSkipOriginCheck: true})
+		c, err := ours.Accept(w, r, &ours.AcceptOptions{InsecureSkipOriginCheck: true, CoalesceWrites: true})
 		if err != nil {
 			return
 		}
