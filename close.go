@@ -186,7 +186,10 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 // reads and writes return. It returns an error satisfying errors.Is(err, net.ErrClosed)
 // if the Conn was closed already.
 func (c *Conn) CloseNow() error {
-	c.flushHeld()
+	if c.co != nil {
+		// A Write that returned nil is not lost to write coalescing.
+		c.sendHeld(c.closeTimeout)
+	}
 	if !c.teardown(nil) {
 		return c.closedErr()
 	}

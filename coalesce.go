@@ -94,14 +94,28 @@ func (c *Conn) writeHeld(a, b []byte) (int64, error) {
 // beforeWait is called by the reader before it waits for the network: it announces the
 // wait, then sends what writers hold. The caller holds readLock.
 func (c *Conn) beforeWait() {
+	c.co.waiting.Store(true)
+	c.sendHeld(0)
+}
+
+// sendHeld sends the held frames. It waits for the frame lock only while some are held: a
+// writer that has the lock sends them with its own frame, or has just held one and sees
+// the reader waiting, so the wait is short. A timeout, when not zero, bounds the write.
+func (c *Conn) sendHeld(timeout time.Duration) {
 	co := c.co
-	co.waiting.Store(true)
 	for co.n.Load() > 0 {
 		select {
 		case c.frameLock <- struct{}{}:
 			if co.n.Load() > 0 && !c.closeSent {
-				c.wwatch.start(context.Background())
+				if timeout > 0 {
+					c.wwatch.deadline(time.Now().Add(timeout))
+				} else {
+					c.wwatch.start(context.Background())
+				}
 				wrote, err := c.writeHeld(nil, nil)
+				if timeout > 0 {
+					c.wwatch.deadline(time.Time{})
+				}
 				c.writeResult(context.Background(), wrote, err)
 			}
 			unlock(c.frameLock)
@@ -109,8 +123,6 @@ func (c *Conn) beforeWait() {
 		case <-c.closed:
 			return
 		default:
-			// A writer has the lock: it either sends the held frames with its own, or
-			// has just held one and sees the wait. Either way the wait is short.
 			runtime.Gosched()
 		}
 	}
@@ -121,28 +133,4 @@ func (c *Conn) coalesceWrites() {
 	c.co = &coalescer{}
 	c.rb.co = c.co
 	c.rb.beforeWait = c.beforeWait
-}
-
-// flushHeld sends the held frames before the connection is closed without a closing
-// handshake, waiting at most the close timeout: a Write that returned nil is not lost.
-func (c *Conn) flushHeld() {
-	if c.co == nil || c.co.n.Load() == 0 {
-		return
-	}
-	timer := time.NewTimer(c.closeTimeout)
-	defer timer.Stop()
-	select {
-	case c.frameLock <- struct{}{}:
-	case <-timer.C:
-		return
-	case <-c.closed:
-		return
-	}
-	defer unlock(c.frameLock)
-	if c.co.n.Load() == 0 || c.closeSent {
-		return
-	}
-	c.wwatch.deadline(time.Now().Add(c.closeTimeout))
-	c.writeHeld(nil, nil)
-	c.wwatch.deadline(time.Time{})
 }
