@@ -15,24 +15,15 @@ import (
 func mask(key uint32, b []byte) uint32 {
 	if len(b) >= 8 {
 		k := uint64(key) | uint64(key)<<32
-		// Eight independent words a round: their loads and stores overlap, and the loop's
-		// bookkeeping is paid once per 64 bytes.
-		for len(b) >= 64 {
-			xorWord(b[0:], k)
-			xorWord(b[8:], k)
-			xorWord(b[16:], k)
-			xorWord(b[24:], k)
-			xorWord(b[32:], k)
-			xorWord(b[40:], k)
-			xorWord(b[48:], k)
-			xorWord(b[56:], k)
-			b = b[64:]
+		// Whole blocks and whole words leave the key where it was: both are multiples of 4.
+		if n := len(b) &^ (maskBlock - 1); n > 0 {
+			maskBlocks(b[:n], k)
+			b = b[n:]
 		}
 		for len(b) >= 8 {
 			xorWord(b, k)
 			b = b[8:]
 		}
-		// Whole words leave the key where it was: 8 is a multiple of 4.
 	}
 	for i := range b {
 		b[i] ^= byte(key)
