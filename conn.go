@@ -2,8 +2,10 @@ package websocket
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"strconv"
 	"sync"
@@ -93,8 +95,14 @@ func newConn(nc net.Conn, br *bufio.Reader, client bool, subprotocol string) *Co
 	}
 	var prefix []byte
 	if br != nil {
-		// What the handshake read ahead belongs to the WebSocket stream.
+		// What the handshake read ahead belongs to the WebSocket stream. It is copied, so
+		// that br is not needed after newConn returns.
 		prefix, _ = br.Peek(br.Buffered())
+		if len(prefix) > readBufferSize {
+			// Only a Hijacker with a larger buffer than net/http's reads this far ahead.
+			nc = &prefixConn{Conn: nc, r: io.MultiReader(bytes.NewReader(bytes.Clone(prefix)), nc)}
+			prefix = nil
+		}
 	}
 	c.rb = newReadBuffer(nc, prefix)
 	c.rwatch.nc = nc

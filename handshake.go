@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha1"
 	"encoding/base64"
@@ -131,6 +132,11 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		return nil, fmt.Errorf("websocket: writing the handshake response: %w", err)
 	}
 	c := newConn(nc, brw.Reader, false, protocol)
+	// After Hijack the buffers are ours, but net/http still refers to them while the handler
+	// runs, which is as long as the connection when it is served in the handler: 8 KiB a
+	// connection. newConn has copied what was read ahead; emptying the structs lets both
+	// buffers go. A zero bufio.Reader or Writer gets a new buffer if it is ever Reset.
+	*brw.Reader, *brw.Writer = bufio.Reader{}, bufio.Writer{}
 	if compress {
 		c.useDeflate(deflate)
 	}

@@ -632,3 +632,86 @@ func TestAcceptClearsServerTimeouts(t *testing.T) {
 		})
 	}
 }
+
+// recordingWriter's Hijack hands Accept the net/http connection's buffers and keeps them
+// for the test to look at.
+type recordingWriter struct {
+	http.ResponseWriter
+	brw **bufio.ReadWriter
+}
+
+func (w recordingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	*w.brw = brw
+	return nc, brw, err
+}
+
+func TestAcceptReleasesHijackBuffers(t *testing.T) {
+	var brw *bufio.ReadWriter
+	h, results := acceptHandler(t, nil, func(w http.ResponseWriter) http.ResponseWriter {
+		return recordingWriter{w, &brw}
+	})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	c, _, err := Dial(waitContext(t), wsURL(srv), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.CloseNow() })
+	a := receiveAccepted(t, results)
+	require.NoError(t, a.err)
+
+	// net/http refers to both for as long as the handler runs: they must hold no buffer.
+	require.NotNil(t, brw)
+	assert.Zero(t, brw.Reader.Size(), "read buffer kept")
+	assert.Zero(t, brw.Writer.Size(), "write buffer kept")
+	exchangeMessages(t, c, a.conn)
+}
+
+// readAheadWriter's Hijack returns a reader larger than net/http's, which has already read
+// ahead the given bytes.
+type readAheadWriter struct {
+	http.ResponseWriter
+	ahead []byte
+}
+
+func (w readAheadWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(w.ahead), brw.Reader), 4*readBufferSize)
+	if _, err := br.Peek(len(w.ahead)); err != nil {
+		return nil, nil, err
+	}
+	return nc, bufio.NewReadWriter(br, brw.Writer), nil
+}
+
+func TestAcceptKeepsReadAheadLargerThanItsBuffer(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789"), readBufferSize/5) // two read buffers' worth
+	var ahead []byte
+	ahead = append(ahead, encodeFrame(frame{fin: true, op: opBinary, payload: big}, true, int64(len(big)))...)
+	ahead = append(ahead, encodeFrame(frame{fin: true, op: opText, payload: []byte("Hello")}, true, 5)...)
+	require.Greater(t, len(ahead), readBufferSize)
+
+	h, results := acceptHandler(t, nil, func(w http.ResponseWriter) http.ResponseWriter {
+		return readAheadWriter{w, ahead}
+	})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	c, _, err := Dial(waitContext(t), wsURL(srv), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.CloseNow() })
+	a := receiveAccepted(t, results)
+	require.NoError(t, a.err)
+
+	ctx := waitContext(t)
+	typ, p, err := a.conn.Read(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, MessageBinary, typ)
+	assert.Equal(t, big, p)
+	typ, p, err = a.conn.Read(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, MessageText, typ)
+	assert.Equal(t, "Hello", string(p))
+	// And then what the client sends on the connection.
+	exchangeMessages(t, c, a.conn)
+}
