@@ -2,7 +2,6 @@ package websocket
 
 import (
 	"context"
-	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -68,8 +67,7 @@ func (c *Conn) writeOut(b []byte) (int64, error) {
 // writeOutVec is writeOut for a header and a payload apart.
 func (c *Conn) writeOutVec(h, p []byte) (int64, error) {
 	if c.co == nil || c.co.n.Load() == 0 {
-		bufs := net.Buffers{h, p}
-		return bufs.WriteTo(c.nc)
+		return c.writev(h, p, nil)
 	}
 	return c.writeHeld(h, p)
 }
@@ -78,16 +76,26 @@ func (c *Conn) writeOutVec(h, p []byte) (int64, error) {
 func (c *Conn) writeHeld(a, b []byte) (int64, error) {
 	co := c.co
 	held := co.buf
-	bufs := append(make(net.Buffers, 0, 3), held[:co.n.Load()])
-	for _, x := range [][]byte{a, b} {
-		if len(x) > 0 {
-			bufs = append(bufs, x)
-		}
-	}
+	n := co.n.Load()
 	co.n.Store(0)
 	co.buf = nil
-	n, err := bufs.WriteTo(c.nc)
+	wrote, err := c.writev(held[:n], a, b)
 	heldBuffers.Put(held)
+	return wrote, err
+}
+
+// writev writes the non-empty ones of a, b and d, in one system call where the
+// connection allows it (writev on TCP and Unix sockets). The caller holds frameLock. The
+// slices live in the Conn for the call, so that it allocates nothing.
+func (c *Conn) writev(a, b, d []byte) (int64, error) {
+	c.vecs = c.vec[:0]
+	for _, x := range [...][]byte{a, b, d} {
+		if len(x) > 0 {
+			c.vecs = append(c.vecs, x)
+		}
+	}
+	n, err := c.vecs.WriteTo(c.nc)
+	c.vec = [3][]byte{} // keep no caller's slice
 	return n, err
 }
 

@@ -62,6 +62,7 @@ type Conn struct {
 	rwatch   ctxWatch
 	rd       readState
 	ctrl     [maxControlPayload]byte // payload of the control frame being handled
+	readers  [2]messageReader        // what Reader hands out, message by message in turn
 
 	// Writing. msgLock keeps messages whole; frameLock keeps frames whole.
 	msgLock   chan struct{}
@@ -70,6 +71,10 @@ type Conn struct {
 	wwatch    ctxWatch                                // owned by the frameLock holder
 	cbuf      [maxHeaderSize + maxControlPayload]byte // control frames; owned by the frameLock holder
 	closeSent bool                                    // guarded by frameLock
+	vec       [3][]byte                               // writev's slices; owned by the frameLock holder
+	vecs      net.Buffers                             // the part of vec in use
+	writers   [2]messageWriter                        // what Writer hands out, in turn; owned by the msgLock holder
+	written   uint64                                  // messages begun by Writer; owned by the msgLock holder
 
 	// Closing.
 	closeOnce sync.Once

@@ -961,3 +961,128 @@ func TestMisuse(t *testing.T) {
 	_, err = w.Write([]byte("late"))
 	assert.ErrorIs(t, err, net.ErrClosed)
 }
+
+// TestOldReaderWhileNextStreams checks that the reader of a message left half read is
+// refused while the next message is streamed by a new reader, which reads only its own.
+func TestOldReaderWhileNextStreams(t *testing.T) {
+	server, client := pipePair(t)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- errors.Join(
+			client.Write(context.Background(), MessageText, payloadOf(10000)),
+			client.Write(context.Background(), MessageBinary, []byte("second")))
+	}()
+	_, old, err := server.Reader(context.Background())
+	require.NoError(t, err)
+	buf := make([]byte, 10)
+	_, err = io.ReadFull(old, buf)
+	require.NoError(t, err)
+
+	typ, r, err := server.Reader(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, MessageBinary, typ)
+	n, err := old.Read(buf)
+	assert.Zero(t, n)
+	assert.ErrorIs(t, err, errReaderDiscarded)
+	msg, err := io.ReadAll(r)
+	require.NoError(t, err)
+	assert.Equal(t, "second", string(msg))
+	require.NoError(t, <-errc)
+}
+
+// TestOldWriterWhileNextStreams checks that a closed writer stays refused while the next
+// message is written, and that the next message arrives as written.
+func TestOldWriterWhileNextStreams(t *testing.T) {
+	server, client := pipePair(t)
+	reads := make(chan readOut, 2)
+	go func() {
+		for range 2 {
+			typ, msg, err := server.Read(context.Background())
+			reads <- readOut{typ, msg, err}
+		}
+	}()
+	ctx := context.Background()
+	old, err := client.Writer(ctx, MessageText)
+	require.NoError(t, err)
+	_, err = old.Write([]byte("first"))
+	require.NoError(t, err)
+	require.NoError(t, old.Close())
+
+	w, err := client.Writer(ctx, MessageBinary)
+	require.NoError(t, err)
+	_, err = w.Write([]byte("sec"))
+	require.NoError(t, err)
+	_, err = old.Write([]byte("stray"))
+	assert.ErrorIs(t, err, errWriterClosed)
+	assert.ErrorIs(t, old.Close(), errWriterClosed)
+	_, err = w.Write([]byte("ond"))
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+
+	for _, want := range []readOut{{MessageText, []byte("first"), nil}, {MessageBinary, []byte("second"), nil}} {
+		got := <-reads
+		require.NoError(t, got.err)
+		assert.Equal(t, want.typ, got.typ)
+		assert.Equal(t, string(want.msg), string(got.msg))
+	}
+}
+
+// TestStreamingAllocatesNothing echoes messages over TCP through Reader and Writer with a
+// buffer of the caller's, and counts the allocations of both ends.
+func TestStreamingAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's instrumentation allocates")
+	}
+	srv, results := newAcceptServer(t, nil)
+	client, _, err := Dial(waitContext(t), wsURL(srv), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { client.CloseNow() })
+	a := receiveAccepted(t, results)
+	require.NoError(t, a.err)
+	server := a.conn
+
+	for _, ctx := range []context.Context{context.Background(), waitContext(t)} {
+		for _, size := range []int{16, 4096, 64 << 10} {
+			payload := payloadOf(size)
+			sbuf, cbuf := make([]byte, 8192), make([]byte, size)
+			// The server's end echoes from a goroutine of its own, started once.
+			next, echoed := make(chan bool), make(chan error)
+			go func() {
+				src := new(onlyReader)
+				for <-next {
+					typ, r, err := server.Reader(ctx)
+					if err == nil {
+						var w io.WriteCloser
+						if w, err = server.Writer(ctx, typ); err == nil {
+							src.Reader = r
+							_, err = io.CopyBuffer(w, src, sbuf)
+							err = errors.Join(err, w.Close())
+						}
+					}
+					echoed <- err
+				}
+			}()
+			roundTrip := func() {
+				next <- true
+				w, err := client.Writer(ctx, MessageBinary)
+				require.NoError(t, err)
+				_, err = w.Write(payload)
+				require.NoError(t, err)
+				require.NoError(t, w.Close())
+				_, r, err := client.Reader(ctx)
+				require.NoError(t, err)
+				_, err = io.ReadFull(r, cbuf)
+				require.NoError(t, err)
+				require.NoError(t, <-echoed)
+			}
+			roundTrip() // the first message takes the pooled buffers and the watches
+			allocs := testing.AllocsPerRun(50, roundTrip)
+			next <- false
+			assert.Equal(t, payload, cbuf)
+			assert.Zero(t, allocs, "%d B, context %v", size, ctx)
+		}
+	}
+}
+
+// onlyReader hides the reader's other methods from io.CopyBuffer.
+type onlyReader struct{ io.Reader }

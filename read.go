@@ -100,9 +100,11 @@ func (c *Conn) room(have int) int {
 
 // Reader waits for the next message like Read and returns a reader of its payload, which
 // streams it frame by frame without holding it whole. The reader is valid until the next
-// call of Reader or Read, which discards what it left unread: after that, its reads
-// return io.EOF if it had read the message to the end, and an error if not. Its reads
-// honour ctx as Read does; they may be made from any one goroutine at a time.
+// call of Reader or Read, which discards what it left unread: after that, while the next
+// message is read, its reads return io.EOF if it had read the message to the end, and an
+// error if not. It must not be kept longer: Reader reuses it for a later message, so that
+// streaming allocates nothing. Its reads honour ctx as Read does; they may be made from
+// any one goroutine at a time.
 func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 	if err := c.lock(ctx, c.readLock); err != nil {
 		return 0, nil, err
@@ -113,13 +115,17 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 	if err = c.readResult(ctx, err); err != nil {
 		return 0, nil, err
 	}
-	return typ, &messageReader{c: c, ctx: ctx, msg: c.rd.msg}, nil
+	// The readers take turns, so that a reader kept past its message is still told so
+	// while the next message is read, and no message allocates one.
+	r := &c.readers[c.rd.msg%uint64(len(c.readers))]
+	*r = messageReader{c: c, ctx: ctx, msg: c.rd.msg}
+	return typ, r, nil
 }
 
 var errReaderDiscarded = errors.New("websocket: message reader used after a later Read or Reader discarded the rest of its message")
 
-// messageReader is the io.Reader that Reader hands out, one per message: a reader kept
-// past its message must not read the next one.
+// messageReader is the io.Reader that Reader hands out for a message: a reader kept past
+// its message must not read the next one.
 type messageReader struct {
 	c   *Conn
 	ctx context.Context

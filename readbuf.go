@@ -25,6 +25,11 @@ type readBuffer struct {
 	buf  *[readBufferSize]byte
 	r, w int // buf[r:w] is buffered
 
+	// fillRaw's read of the socket, and its result (readbuf_unix.go).
+	readSocket func(fd uintptr) bool
+	rawN       int
+	rawErr     error
+
 	// With write coalescing: what writers see of the buffer, and what runs before a read
 	// may wait for the network.
 	co         *coalescer

@@ -33,26 +33,13 @@ func rawConn(nc net.Conn) syscall.RawConn {
 // lets the runtime's poller wait for the socket, then tries again with a buffer. A busy
 // connection pays nothing for this: its reads find bytes at once.
 func (b *readBuffer) fillRaw() error {
-	var (
-		n    int
-		rerr error
-	)
-	err := b.raw.Read(func(fd uintptr) bool {
-		if b.buf == nil {
-			b.buf = readBuffers.Get().(*[readBufferSize]byte)
-		}
-		for {
-			n, rerr = syscall.Read(int(fd), b.buf[b.w:])
-			if rerr != syscall.EINTR {
-				break
-			}
-		}
-		if rerr == syscall.EAGAIN {
-			b.releaseIfEmpty()
-			return false
-		}
-		return true
-	})
+	if b.readSocket == nil {
+		// Made once: a closure made for each read would be allocated for each read.
+		b.readSocket = b.readFD
+	}
+	err := b.raw.Read(b.readSocket)
+	n, rerr := b.rawN, b.rawErr
+	b.rawErr = nil
 	switch {
 	case err != nil:
 	case rerr != nil:
@@ -65,4 +52,23 @@ func (b *readBuffer) fillRaw() error {
 	}
 	b.releaseIfEmpty()
 	return err
+}
+
+// readFD is fillRaw's read of the socket, called by the runtime's poller until it returns
+// true; it leaves its result in rawN and rawErr.
+func (b *readBuffer) readFD(fd uintptr) bool {
+	if b.buf == nil {
+		b.buf = readBuffers.Get().(*[readBufferSize]byte)
+	}
+	for {
+		b.rawN, b.rawErr = syscall.Read(int(fd), b.buf[b.w:])
+		if b.rawErr != syscall.EINTR {
+			break
+		}
+	}
+	if b.rawErr == syscall.EAGAIN {
+		b.releaseIfEmpty()
+		return false
+	}
+	return true
 }

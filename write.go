@@ -42,7 +42,7 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	defer unlock(c.msgLock)
 	defer c.releaseBuffer()
 	if c.deflate && len(p) >= compressThreshold {
-		w := &messageWriter{c: c, ctx: ctx, op: opcode(typ)}
+		w := c.newWriter(ctx, typ)
 		w.startDeflate()
 		if _, err := w.deflate(p); err != nil {
 			w.releaseDeflate()
@@ -57,7 +57,9 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 // the writer is closed. Until then, other goroutines' messages wait, while control frames
 // (pongs, a close) may still go out between its frames. Each time the writer's 4 KiB
 // buffer fills, it is sent as a frame. Writes honour ctx as Write does. The writer is
-// not safe for concurrent use; the Conn is.
+// not safe for concurrent use; the Conn is. After Close, its writes fail while the next
+// message is written; it must not be kept longer, since Writer reuses it for a later
+// message so that streaming allocates nothing.
 func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, error) {
 	if typ != MessageText && typ != MessageBinary {
 		return nil, errBadMessageType
@@ -69,11 +71,21 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 		unlock(c.msgLock)
 		return nil, c.closedErr()
 	}
-	w := &messageWriter{c: c, ctx: ctx, op: opcode(typ)}
+	w := c.newWriter(ctx, typ)
 	if c.deflate {
 		w.startDeflate()
 	}
 	return w, nil
+}
+
+// newWriter returns the writer of the next message; the caller holds msgLock. The writers
+// take turns, so that a writer kept past Close is still refused while the next message is
+// written, and no message allocates one.
+func (c *Conn) newWriter(ctx context.Context, typ MessageType) *messageWriter {
+	w := &c.writers[c.written%uint64(len(c.writers))]
+	c.written++
+	*w = messageWriter{c: c, ctx: ctx, op: opcode(typ)}
+	return w
 }
 
 // messageWriter streams one message. It holds c.msgLock from Writer to Close.
