@@ -1086,3 +1086,47 @@ func TestStreamingAllocatesNothing(t *testing.T) {
 
 // onlyReader hides the reader's other methods from io.CopyBuffer.
 type onlyReader struct{ io.Reader }
+
+// TestReadAllocatesOnlyItsMessage echoes messages over TCP through Read and Write, and
+// counts the allocations of both ends: the two slices Read returns, nothing else.
+func TestReadAllocatesOnlyItsMessage(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's instrumentation allocates")
+	}
+	srv, results := newAcceptServer(t, nil)
+	client, _, err := Dial(waitContext(t), wsURL(srv), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { client.CloseNow() })
+	a := receiveAccepted(t, results)
+	require.NoError(t, a.err)
+	server := a.conn
+
+	ctx := waitContext(t)
+	for _, size := range []int{16, 4096, 64 << 10} {
+		payload := payloadOf(size)
+		next, echoed := make(chan bool), make(chan error)
+		go func() {
+			for <-next {
+				typ, msg, err := server.Read(ctx)
+				if err == nil {
+					err = server.Write(ctx, typ, msg)
+				}
+				echoed <- err
+			}
+		}()
+		var got []byte
+		roundTrip := func() {
+			next <- true
+			require.NoError(t, client.Write(ctx, MessageBinary, payload))
+			var err error
+			_, got, err = client.Read(ctx)
+			require.NoError(t, err)
+			require.NoError(t, <-echoed)
+		}
+		roundTrip()
+		allocs := testing.AllocsPerRun(50, roundTrip)
+		next <- false
+		assert.Equal(t, payload, got)
+		assert.Equal(t, 2.0, allocs, "%d B", size)
+	}
+}
