@@ -1,0 +1,40 @@
+//go:build !purego
+
+package websocket
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// TestMaskVectorLoops compares each of maskBlocks' loops with the reference, whichever
+// one this processor makes mask use, for every whole number of blocks up to 20 and at
+// each alignment of the slice.
+func TestMaskVectorLoops(t *testing.T) {
+	loops := map[string]func([]byte, uint64){"SSE2": maskSSE2}
+	if useAVX2 {
+		loops["AVX2"] = maskAVX2
+	} else {
+		t.Log("no AVX2 on this processor: its loop is not tested")
+	}
+	key := maskKeyAt(maskTestKey, 0)
+	k := uint64(key) | uint64(key)<<32
+	r := rand.New(rand.NewPCG(7, 8))
+	for name, loop := range loops {
+		for blocks := 0; blocks <= 20; blocks++ {
+			n := blocks * maskBlock
+			for _, off := range []int{0, 1, 8, 31} {
+				buf := randomMaskInput(r, off+n+maskBlock)
+				want := bytes.Clone(buf)
+				maskReference(maskTestKey, 0, want[off:off+n])
+				loop(buf[off:off+n], k)
+				if !assert.Equal(t, want, buf, "%s: %d blocks at offset %d: masked bytes, or bytes outside the slice", name, blocks, off) {
+					return
+				}
+			}
+		}
+	}
+}
