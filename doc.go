@@ -79,7 +79,8 @@
 // message and given back after it. Large payloads bypass both: a server sends them with
 // one writev of header and payload, a client masks them through the buffer a piece at a
 // time, never touching the caller's slice, and large reads go straight into the caller's
-// slice. Read returns a new slice for each message; Reader streams without one.
+// slice. Read returns a new slice for each message, and allocates nothing else; Reader
+// and Writer of uncompressed messages stream without allocating at all.
 //
 // Each message is written with one system call when it is sent. A server whose clients
 // pipeline requests can set AcceptOptions.CoalesceWrites: the answers written while more

@@ -5,6 +5,7 @@ package websocket
 import (
 	"bytes"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -35,6 +36,31 @@ func TestMaskVectorLoops(t *testing.T) {
 					return
 				}
 			}
+		}
+	}
+}
+
+// BenchmarkMaskLoops measures each of maskBlocks' loops alone.
+func BenchmarkMaskLoops(b *testing.B) {
+	loops := []struct {
+		name string
+		loop func([]byte, uint64)
+	}{{"SSE2", maskSSE2}}
+	if useAVX2 {
+		loops = append(loops, struct {
+			name string
+			loop func([]byte, uint64)
+		}{"AVX2", maskAVX2})
+	}
+	for _, l := range loops {
+		for _, n := range []int{4096, 1 << 20} {
+			b.Run(l.name+"/"+strconv.Itoa(n), func(b *testing.B) {
+				buf := make([]byte, n)
+				b.SetBytes(int64(n))
+				for b.Loop() {
+					l.loop(buf, 0x3d21fa373d21fa37)
+				}
+			})
 		}
 	}
 }
