@@ -87,11 +87,12 @@
 // requests are already buffered are then held back (at most 4 KiB, in a pooled buffer)
 // and leave together, before the Conn waits for more input.
 //
-// While a handler runs, the HTTP server keeps about 8 KiB of its own for the request.
-// A server holding many mostly idle connections can return from the handler once
-// Accept has succeeded and serve the Conn from a goroutine of its own, with a context of
-// its own, since the request's context ends with the handler: an idle connection then
-// costs about 7 KiB in all, its goroutine included.
+// Accept lets go of the HTTP server's read and write buffers, but while a handler runs,
+// the server still keeps about 4 KiB for the request and its goroutine. A server holding
+// many mostly idle connections can return from the handler once Accept has succeeded
+// and serve the Conn from a goroutine of its own, with a context of its own, since the
+// request's context ends with the handler: an idle connection then costs about 9 KiB in
+// all, its goroutine included.
 //
 // # Compression
 //
