@@ -126,7 +126,7 @@ func (c *Conn) sendHeld(timeout time.Duration) {
 				}
 				c.writeResult(context.Background(), wrote, err)
 			}
-			unlock(c.frameLock)
+			c.unlockFrame()
 			return
 		case <-c.closed:
 			return

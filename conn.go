@@ -82,6 +82,12 @@ type Conn struct {
 	errMu     sync.Mutex
 	err       error // why the Conn closed, set before closed is
 
+	// A pong that waits for the frame lock (answerPing).
+	pongMu      sync.Mutex
+	pong        *[maxControlPayload]byte // guarded by pongMu
+	pongLen     int                      // guarded by pongMu
+	pongWaiting atomic.Bool
+
 	pingMu    sync.Mutex
 	pings     map[string]chan struct{}
 	pingCount atomic.Uint64

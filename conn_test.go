@@ -1130,3 +1130,48 @@ func TestReadAllocatesOnlyItsMessage(t *testing.T) {
 		assert.Equal(t, 2.0, allocs, "%d B", size)
 	}
 }
+
+// TestPingWhileWriteBlocks checks that a write blocked because the peer does not read
+// stops neither the reader nor the pong: the reader goes on delivering messages, and the
+// pong follows the frame being written.
+func TestPingWhileWriteBlocks(t *testing.T) {
+	a, b := net.Pipe()
+	conn := newConn(a, nil, false, "")
+	t.Cleanup(func() {
+		conn.CloseNow()
+		b.Close()
+	})
+	big := payloadOf(64 << 10)
+	wrote := make(chan error, 1)
+	go func() { wrote <- conn.Write(context.Background(), MessageBinary, big) }()
+	// The peer sees the frame begin, then stops reading: the write blocks, holding the
+	// connection's frames.
+	br := bufio.NewReader(b)
+	_, err := br.Peek(1)
+	require.NoError(t, err)
+
+	reads := make(chan readOut, 1)
+	ctx := waitContext(t)
+	go func() {
+		typ, msg, err := conn.Read(ctx)
+		reads <- readOut{typ, msg, err}
+	}()
+	go func() {
+		b.Write(encodeFrame(frame{fin: true, op: opPing, payload: []byte("still there?")}, true, 12))
+		b.Write(encodeFrame(frame{fin: true, op: opText, payload: []byte("after the ping")}, true, 14))
+	}()
+	got := <-reads
+	require.NoError(t, got.err, "the reader waited for the blocked write")
+	assert.Equal(t, "after the ping", string(got.msg))
+
+	// Now the peer reads: the whole message, then the pong.
+	f, err := readRawFrame(br)
+	require.NoError(t, err)
+	assert.Equal(t, opBinary, f.op)
+	assert.Equal(t, big, f.payload)
+	f, err = readRawFrame(br)
+	require.NoError(t, err)
+	assert.Equal(t, opPong, f.op)
+	assert.Equal(t, "still there?", string(f.payload))
+	require.NoError(t, <-wrote)
+}

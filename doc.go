@@ -33,7 +33,9 @@
 // Control frames arrive in the middle of the data, so they are only handled while some
 // goroutine reads: pings are answered, pongs wake Ping and the peer's close frame ends
 // the connection from within a read. A program that only writes should still run a
-// loop that reads and discards.
+// loop that reads and discards. Answering a ping never makes the reader wait for a
+// frame being written: the pong goes out right after that frame, so a write blocked by
+// a peer that does not read holds up neither reading nor the pong.
 //
 // Contexts bound a single call. When one ends a read or a write before any byte of a
 // frame was consumed or sent, the call returns ctx.Err() and the Conn stays usable; when

@@ -434,13 +434,9 @@ func (c *Conn) peekHeader() (header, int, error) {
 func (c *Conn) handleControl(op opcode, payload []byte) error {
 	switch op {
 	case opPing:
-		// RFC 6455 §5.5.2: answer with a pong carrying the same payload, unless our close
-		// frame has gone out: nothing may follow it (§5.5.1).
-		err := c.writeControl(context.Background(), opPong, payload)
-		if errors.Is(err, errCloseSent) {
-			return nil
-		}
-		return err
+		// RFC 6455 §5.5.2: answer with a pong carrying the same payload.
+		c.answerPing(payload)
+		return nil
 	case opPong:
 		c.gotPong(payload)
 		return nil

@@ -188,7 +188,7 @@ func (c *Conn) writeFrame(ctx context.Context, fin bool, op opcode, p []byte) er
 	if err := c.lockFrame(ctx); err != nil {
 		return err
 	}
-	defer unlock(c.frameLock)
+	defer c.unlockFrame()
 	c.wwatch.start(ctx)
 	h := header{fin: fin, op: op, length: int64(len(p)), masked: c.client}
 	var wrote int64
@@ -237,7 +237,7 @@ func (c *Conn) sendBuffered(ctx context.Context, fin bool, op opcode, rsv byte, 
 	if err := c.lockFrame(ctx); err != nil {
 		return err
 	}
-	defer unlock(c.frameLock)
+	defer c.unlockFrame()
 	c.wwatch.start(ctx)
 	frame := buf[start : maxHeaderSize+n]
 	if c.co.hold(frame) {
@@ -257,7 +257,7 @@ func (c *Conn) writeControl(ctx context.Context, op opcode, payload []byte) erro
 	if err := c.lockFrame(ctx); err != nil {
 		return err
 	}
-	defer unlock(c.frameLock)
+	defer c.unlockFrame()
 	c.wwatch.start(ctx)
 	wrote, err := c.writeOut(c.controlFrame(op, payload))
 	return c.writeResult(ctx, wrote, err)
@@ -285,7 +285,7 @@ func (c *Conn) lockFrame(ctx context.Context) error {
 		return err
 	}
 	if c.closeSent {
-		unlock(c.frameLock)
+		c.unlockFrame()
 		if c.isClosed() {
 			return c.closedErr()
 		}
@@ -332,7 +332,7 @@ func (c *Conn) sendClose(code StatusCode, reason string) error {
 	case <-c.closed:
 		return c.closedErr()
 	}
-	defer unlock(c.frameLock)
+	defer c.unlockFrame()
 	if c.closeSent {
 		return errCloseSent
 	}
@@ -341,4 +341,68 @@ func (c *Conn) sendClose(code StatusCode, reason string) error {
 	_, err = c.writeOut(c.controlFrame(opClose, payload))
 	c.wwatch.deadline(time.Time{})
 	return err
+}
+
+// unlockFrame releases the frame lock, then sends the pong that the reader left waiting
+// while the lock was held, if any.
+func (c *Conn) unlockFrame() {
+	unlock(c.frameLock)
+	if c.pongWaiting.Load() {
+		c.sendWaitingPong()
+	}
+}
+
+// answerPing answers a ping the reader received (RFC 6455 §5.5.2). The reader never waits
+// for the frame lock: a writer may hold it for as long as the peer does not read, and the
+// peer may be waiting for us to read, as when both ends write large messages at once. So
+// the pong waits for the lock instead, and the goroutine that releases it sends it. A
+// pong still waiting when the next ping arrives answers that one only, as §5.5.3 allows.
+func (c *Conn) answerPing(payload []byte) {
+	select {
+	case c.frameLock <- struct{}{}:
+		c.pongWaiting.Store(false) // this pong answers the waiting one's ping too
+		c.sendPong(payload)
+		c.unlockFrame()
+		return
+	default:
+	}
+	c.pongMu.Lock()
+	if c.pong == nil {
+		c.pong = new([maxControlPayload]byte) // only for a Conn that ever needs it
+	}
+	c.pongLen = copy(c.pong[:], payload)
+	c.pongMu.Unlock()
+	c.pongWaiting.Store(true)
+	c.sendWaitingPong()
+}
+
+// sendWaitingPong sends the waiting pong if the frame lock is free. If it is not, its
+// holder sees pongWaiting after releasing it: the store of pongWaiting comes before the
+// attempt to lock, and the release after the attempt failed.
+func (c *Conn) sendWaitingPong() {
+	for c.pongWaiting.Load() {
+		select {
+		case c.frameLock <- struct{}{}:
+		default:
+			return
+		}
+		if c.pongWaiting.Swap(false) {
+			var payload [maxControlPayload]byte
+			c.pongMu.Lock()
+			n := copy(payload[:], c.pong[:c.pongLen])
+			c.pongMu.Unlock()
+			c.sendPong(payload[:n])
+		}
+		unlock(c.frameLock)
+	}
+}
+
+// sendPong writes a pong. The caller holds frameLock.
+func (c *Conn) sendPong(payload []byte) {
+	if c.closeSent {
+		return // nothing may follow our close frame (RFC 6455 §5.5.1)
+	}
+	c.wwatch.start(context.Background())
+	wrote, err := c.writeOut(c.controlFrame(opPong, payload))
+	c.writeResult(context.Background(), wrote, err)
 }
