@@ -82,21 +82,47 @@ type inflater struct {
 // payloadSource is what the decompressor reads: the payload of the open message, then
 // deflateTail. It is an io.ByteReader, which compress/flate reads a byte at a time
 // without a bufio.Reader of its own.
+//
+// It also sees how the decompressor reads the final block that deflateTail adds, and so
+// whether the payload ended between blocks, as RFC 7692 §7.2.1 has senders end it: if
+// not, the final block would be taken for the rest of a block the payload cut short,
+// and a broken message read as whatever that block decodes to.
 type payloadSource struct {
 	c       *Conn
 	buf     [readBufferSize]byte
-	r, w    int  // buf[r:w] is payload not yet given to the decompressor
-	payload bool // the last frame of the message has been consumed
-	tail    int  // bytes of deflateTail given
+	r, w    int   // buf[r:w] is payload not yet given to the decompressor
+	payload bool  // the last frame of the message has been consumed
+	tail    int   // bytes of deflateTail given
+	taken   int64 // bytes the decompressor has taken, payload and tail
+	end     int64 // where the tail begins in that count, once payload is set
 }
 
-func (s *payloadSource) Read(p []byte) (int, error) {
-	if s.r < s.w {
-		n := copy(p, s.buf[s.r:s.w])
+// errCutBlock is what the decompressor reads when the payload ended inside a block.
+var errCutBlock = errors.New("websocket: compressed message ends inside a DEFLATE block")
+
+func (s *payloadSource) Read(p []byte) (n int, err error) {
+	fromBuf := s.r < s.w
+	if fromBuf {
+		n = copy(p, s.buf[s.r:s.w])
 		s.r += n
-		return n, nil
+	} else {
+		n, err = s.next(p) // payload or tail, never both
 	}
-	return s.next(p)
+	if header := s.end + 4; s.payload && s.taken <= header && header < s.taken+int64(n) {
+		// The header byte of the final block in deflateTail, which compress/flate reads
+		// with ReadByte. Read reaching it is copying a stored block the payload cut short.
+		over := int(s.taken + int64(n) - header)
+		if fromBuf {
+			s.r -= over
+		} else {
+			s.tail -= over
+		}
+		if n -= over; n == 0 {
+			return 0, errCutBlock
+		}
+	}
+	s.taken += int64(n)
+	return n, err
 }
 
 func (s *payloadSource) ReadByte() (byte, error) {
@@ -107,7 +133,15 @@ func (s *payloadSource) ReadByte() (byte, error) {
 		}
 		s.r, s.w = 0, n
 	}
+	// After its header byte, the final block of deflateTail is a length and its
+	// complement, which compress/flate reads whole with Read, byte-aligned. Read as bits,
+	// they are the contents of a block the payload cut short, which the final block would
+	// otherwise seem to end.
+	if s.payload && s.taken > s.end+4 {
+		return 0, errCutBlock
+	}
 	s.r++
+	s.taken++
 	return s.buf[s.r-1], nil
 }
 
@@ -119,6 +153,7 @@ func (s *payloadSource) next(p []byte) (int, error) {
 			return n, err
 		}
 		s.payload = true
+		s.end = s.taken // buf is empty whenever next runs: taken counts all the payload
 	}
 	if s.ended() {
 		return 0, io.EOF
@@ -184,7 +219,7 @@ func (c *Conn) inflate(p []byte) (int, error) {
 			}
 		}
 		c.endInflate()
-	case err == io.ErrUnexpectedEOF && in.src.ended(), errors.As(err, new(flate.CorruptInputError)):
+	case err == io.ErrUnexpectedEOF && in.src.ended(), errors.Is(err, errCutBlock), errors.As(err, new(flate.CorruptInputError)):
 		return n, protocolError(StatusInvalidFramePayloadData, "compressed message is not valid DEFLATE data")
 	}
 	return n, err

@@ -257,6 +257,11 @@ func TestDeflateBadInput(t *testing.T) {
 		{"RSV1 and RSV3 with deflate", true, []frame{{fin: true, rsv: rsv1 | rsv3, op: opText, payload: hello}}, StatusProtocolError},
 		{"a reserved block type", true, []frame{{fin: true, rsv: rsv1, op: opBinary, payload: []byte{0x07, 0x00}}}, StatusInvalidFramePayloadData},
 		{"a stored block whose length check fails", true, []frame{{fin: true, rsv: rsv1, op: opBinary, payload: []byte{0x00, 0x05, 0x00, 0x00, 0x00, 'H'}}}, StatusInvalidFramePayloadData},
+		// RFC 7692 §7.2.1 has senders end a message with the header of an empty stored
+		// block; these end inside a block, which the final block after the tail put back
+		// would otherwise seem to complete.
+		{"a final stored block cut short", true, []frame{{fin: true, rsv: rsv1, op: opBinary, payload: []byte{0x31, 0x05, 0x00, 0xfa, 0xff}}}, StatusInvalidFramePayloadData},
+		{"a Huffman block cut short", true, []frame{{fin: true, rsv: rsv1, op: opBinary, payload: []byte("{0a")}}, StatusInvalidFramePayloadData},
 		{"text that inflates to invalid UTF-8", true, []frame{{fin: true, rsv: rsv1, op: opText, payload: badText.Bytes()[:badText.Len()-4]}}, StatusInvalidFramePayloadData},
 		{"4 MiB of zeros past the read limit", true, []frame{{fin: true, rsv: rsv1, op: opBinary, payload: bombBytes}}, StatusMessageTooBig},
 	}

@@ -213,15 +213,20 @@ func (c *Conn) beginMessage() (MessageType, error) {
 	return c.rd.typ, nil
 }
 
+// compressedLimit bounds the compressed size of a message whose inflated size the read
+// limit bounds, which inflate checks. Deflate can make incompressible data a little
+// larger, so the bound is looser; but without one, a peer could send empty blocks
+// forever.
+func compressedLimit(limit int64) int64 {
+	return min(limit, math.MaxInt64/2) + limit/8 + 1024
+}
+
 // startFrame makes h the current frame of the open message, after checking the message
 // stays under the read limit: before any of its payload is read or allocated.
 func (c *Conn) startFrame(h header) error {
 	limit := c.readLimit.Load()
 	if limit > 0 && (h.rsv&rsv1 != 0 || c.rd.inf != nil) {
-		// The limit is on the inflated size, which inflate checks. Deflate can make
-		// incompressible data a little larger, so the compressed bytes are bounded
-		// more loosely.
-		limit = min(limit, math.MaxInt64/2) + limit/8 + 1024
+		limit = compressedLimit(limit)
 	}
 	// Written so that no sum can overflow: 0 <= size <= limit and 0 <= length.
 	if limit > 0 && h.length > limit-c.rd.size {
