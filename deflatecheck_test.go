@@ -30,8 +30,17 @@ var (
 // block, or when in ends between two blocks, as a message with the 00 00 ff ff of RFC 7692
 // §7.2.2 put back does.
 func checkedInflate(in, window []byte) (out []byte, maxDist int, err error) {
+	out, maxDist, _, err = checkedInflatePadded(in, window)
+	return out, maxDist, err
+}
+
+// checkedInflatePadded is checkedInflate that also reports how many bits of the last byte
+// were left unread, when the stream ends between two blocks rather than with its final
+// block.
+func checkedInflatePadded(in, window []byte) (out []byte, maxDist int, padding uint, err error) {
 	d := &checkedInflater{r: bitReader{in: in}, hist: append([]byte{}, window...)}
-	for final := false; !final && len(d.r.in) > 0; {
+	final := false
+	for !final && len(d.r.in) > 0 {
 		// RFC 1951 §3.2.3: each block starts with BFINAL, then the 2 bits of BTYPE. Bits
 		// left in the last byte after a block are padding: no block fits in under 8 bits.
 		header := d.r.bits(3)
@@ -53,10 +62,13 @@ func checkedInflate(in, window []byte) (out []byte, maxDist int, err error) {
 			err = d.r.err
 		}
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, 0, err
 		}
 	}
-	return d.hist[len(window):], d.maxDist, nil
+	if !final {
+		padding = d.r.nbuf
+	}
+	return d.hist[len(window):], d.maxDist, padding, nil
 }
 
 // checkedInflater is the state of checkedInflate.
@@ -175,7 +187,7 @@ func (d *checkedInflater) dynamicCodes() (lit, dist *huffman, err error) {
 	for _, sym := range codeLengthOrder[:nclen] {
 		clLengths[sym] = d.r.bits(3)
 	}
-	cl, err := newHuffman(clLengths[:])
+	cl, err := newDynamicHuffman(clLengths[:])
 	if err != nil {
 		return nil, nil, err
 	}
@@ -208,11 +220,30 @@ func (d *checkedInflater) dynamicCodes() (lit, dist *huffman, err error) {
 	if d.r.err != nil {
 		return nil, nil, d.r.err
 	}
-	if lit, err = newHuffman(lengths[:nlit]); err != nil {
+	if lit, err = newDynamicHuffman(lengths[:nlit]); err != nil {
 		return nil, nil, err
 	}
-	dist, err = newHuffman(lengths[nlit:])
+	dist, err = newDynamicHuffman(lengths[nlit:])
 	return lit, dist, err
+}
+
+// newDynamicHuffman is newHuffman for a code a block defines. It must fill its code
+// space, except in the two cases RFC 1951 §3.2.7 describes for distance codes: a single
+// code of one bit, or none at all. compress/flate and zlib refuse other incomplete codes.
+func newDynamicHuffman(lengths []int) (*huffman, error) {
+	h, err := newHuffman(lengths)
+	if err != nil {
+		return nil, err
+	}
+	space, codes := 0, 0 // code space used, in units of 2^-15; number of codes
+	for l := 1; l < 16; l++ {
+		space += h.count[l] << (15 - l)
+		codes += h.count[l]
+	}
+	if space != 1<<15 && codes != 0 && !(codes == 1 && h.count[1] == 1) {
+		return nil, fmt.Errorf("%w: incomplete Huffman code", errBadDeflate)
+	}
+	return h, nil
 }
 
 // huffman is a canonical Huffman code (RFC 1951 §3.2.2): the codes of one length are
@@ -226,8 +257,7 @@ type huffman struct {
 }
 
 // newHuffman builds the code in which symbol i has a code of lengths[i] bits, none if 0.
-// The code may be incomplete (RFC 1951 §3.2.7 allows a single distance code), but not
-// over-subscribed.
+// The code may be incomplete (the fixed distance code is), but not over-subscribed.
 func newHuffman(lengths []int) (*huffman, error) {
 	h := &huffman{}
 	for _, l := range lengths {
