@@ -117,6 +117,9 @@
 // with CompressionContextTakeover it may refer to its earlier messages, and the Conn
 // keeps the last 32 KiB (or the window the peer announced) of them: 32 KiB per
 // connection, unless the peer offered client_no_context_takeover, which the server then
-// confirms (browsers do not offer it; this package's Dial does). The read limit applies to the decompressed size of a message, and data
-// that is not valid DEFLATE fails the connection with 1007.
+// confirms (browsers do not offer it; this package's Dial does). The read limit applies
+// to the decompressed size of a message (its compressed size may exceed the limit by an
+// eighth and 1 KiB). Data that is not valid DEFLATE fails the connection with 1007, and
+// so does a message that does not end between two blocks, as RFC 7692 §7.2.1 has
+// senders end one.
 package websocket
