@@ -878,27 +878,48 @@ func TestSecondReaderWaits(t *testing.T) {
 	require.NoError(t, <-errc)
 }
 
+// TestReaderDiscardsUnreadRest leaves a message half read and reads the next one, whole
+// or streamed: the rest of the first is discarded, and its reader refused from then on,
+// while the next message is still being streamed too.
 func TestReaderDiscardsUnreadRest(t *testing.T) {
-	server, client := pipePair(t)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- errors.Join(
-			client.Write(context.Background(), MessageText, payloadOf(10000)),
-			client.Write(context.Background(), MessageBinary, []byte("second")))
-	}()
-	_, r, err := server.Reader(context.Background())
-	require.NoError(t, err)
-	buf := make([]byte, 10)
-	_, err = io.ReadFull(r, buf)
-	require.NoError(t, err)
-	typ, msg, err := server.Read(context.Background())
-	require.NoError(t, err)
-	assert.Equal(t, MessageBinary, typ)
-	assert.Equal(t, "second", string(msg))
-	require.NoError(t, <-errc)
-	n, err := r.Read(buf) // the old reader is done, and says its message was cut
-	assert.Zero(t, n)
-	assert.ErrorIs(t, err, errReaderDiscarded)
+	for _, streamed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("next message streamed: %v", streamed), func(t *testing.T) {
+			server, client := pipePair(t)
+			errc := make(chan error, 1)
+			go func() {
+				errc <- errors.Join(
+					client.Write(context.Background(), MessageText, payloadOf(10000)),
+					client.Write(context.Background(), MessageBinary, []byte("second")))
+			}()
+			_, old, err := server.Reader(context.Background())
+			require.NoError(t, err)
+			buf := make([]byte, 10)
+			_, err = io.ReadFull(old, buf)
+			require.NoError(t, err)
+
+			var typ MessageType
+			var msg []byte
+			if streamed {
+				var r io.Reader
+				typ, r, err = server.Reader(context.Background())
+				require.NoError(t, err)
+				n, err := old.Read(buf)
+				assert.Zero(t, n)
+				assert.ErrorIs(t, err, errReaderDiscarded, "while the next message is open")
+				msg, err = io.ReadAll(r)
+				require.NoError(t, err)
+			} else {
+				typ, msg, err = server.Read(context.Background())
+				require.NoError(t, err)
+			}
+			assert.Equal(t, MessageBinary, typ)
+			assert.Equal(t, "second", string(msg))
+			require.NoError(t, <-errc)
+			n, err := old.Read(buf) // the old reader is done, and says its message was cut
+			assert.Zero(t, n)
+			assert.ErrorIs(t, err, errReaderDiscarded)
+		})
+	}
 }
 
 func TestOldReaderAtItsEnd(t *testing.T) {
@@ -962,34 +983,6 @@ func TestMisuse(t *testing.T) {
 	assert.ErrorIs(t, err, net.ErrClosed)
 }
 
-// TestOldReaderWhileNextStreams checks that the reader of a message left half read is
-// refused while the next message is streamed by a new reader, which reads only its own.
-func TestOldReaderWhileNextStreams(t *testing.T) {
-	server, client := pipePair(t)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- errors.Join(
-			client.Write(context.Background(), MessageText, payloadOf(10000)),
-			client.Write(context.Background(), MessageBinary, []byte("second")))
-	}()
-	_, old, err := server.Reader(context.Background())
-	require.NoError(t, err)
-	buf := make([]byte, 10)
-	_, err = io.ReadFull(old, buf)
-	require.NoError(t, err)
-
-	typ, r, err := server.Reader(context.Background())
-	require.NoError(t, err)
-	assert.Equal(t, MessageBinary, typ)
-	n, err := old.Read(buf)
-	assert.Zero(t, n)
-	assert.ErrorIs(t, err, errReaderDiscarded)
-	msg, err := io.ReadAll(r)
-	require.NoError(t, err)
-	assert.Equal(t, "second", string(msg))
-	require.NoError(t, <-errc)
-}
-
 // TestOldWriterWhileNextStreams checks that a closed writer stays refused while the next
 // message is written, and that the next message arrives as written.
 func TestOldWriterWhileNextStreams(t *testing.T) {
@@ -1033,12 +1026,7 @@ func TestStreamingAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector's instrumentation allocates")
 	}
-	srv, results := newAcceptServer(t, nil)
-	client, _, err := Dial(waitContext(t), wsURL(srv), nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { client.CloseNow() })
-	a := receiveAccepted(t, results)
-	require.NoError(t, a.err)
+	client, a := acceptThrough(t, nil)
 	server := a.conn
 
 	for _, ctx := range []context.Context{context.Background(), waitContext(t)} {
@@ -1093,12 +1081,7 @@ func TestReadAllocatesOnlyItsMessage(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector's instrumentation allocates")
 	}
-	srv, results := newAcceptServer(t, nil)
-	client, _, err := Dial(waitContext(t), wsURL(srv), nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { client.CloseNow() })
-	a := receiveAccepted(t, results)
-	require.NoError(t, a.err)
+	client, a := acceptThrough(t, nil)
 	server := a.conn
 
 	ctx := waitContext(t)

@@ -646,18 +646,26 @@ func (w recordingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return nc, brw, err
 }
 
-func TestAcceptReleasesHijackBuffers(t *testing.T) {
-	var brw *bufio.ReadWriter
-	h, results := acceptHandler(t, nil, func(w http.ResponseWriter) http.ResponseWriter {
-		return recordingWriter{w, &brw}
-	})
+// acceptThrough dials a test server whose handler calls Accept on the ResponseWriter as
+// wrap returns it, and returns both ends.
+func acceptThrough(t *testing.T, wrap func(http.ResponseWriter) http.ResponseWriter) (client *Conn, a accepted) {
+	t.Helper()
+	h, results := acceptHandler(t, nil, wrap)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	c, _, err := Dial(waitContext(t), wsURL(srv), nil)
+	client, _, err := Dial(waitContext(t), wsURL(srv), nil)
 	require.NoError(t, err)
-	t.Cleanup(func() { c.CloseNow() })
-	a := receiveAccepted(t, results)
+	t.Cleanup(func() { client.CloseNow() })
+	a = receiveAccepted(t, results)
 	require.NoError(t, a.err)
+	return client, a
+}
+
+func TestAcceptReleasesHijackBuffers(t *testing.T) {
+	var brw *bufio.ReadWriter
+	c, a := acceptThrough(t, func(w http.ResponseWriter) http.ResponseWriter {
+		return recordingWriter{w, &brw}
+	})
 
 	// net/http refers to both for as long as the handler runs: they must hold no buffer.
 	require.NotNil(t, brw)
@@ -692,16 +700,9 @@ func TestAcceptKeepsReadAheadLargerThanItsBuffer(t *testing.T) {
 	ahead = append(ahead, encodeFrame(frame{fin: true, op: opText, payload: []byte("Hello")}, true, 5)...)
 	require.Greater(t, len(ahead), readBufferSize)
 
-	h, results := acceptHandler(t, nil, func(w http.ResponseWriter) http.ResponseWriter {
+	c, a := acceptThrough(t, func(w http.ResponseWriter) http.ResponseWriter {
 		return readAheadWriter{w, ahead}
 	})
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	c, _, err := Dial(waitContext(t), wsURL(srv), nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { c.CloseNow() })
-	a := receiveAccepted(t, results)
-	require.NoError(t, a.err)
 
 	ctx := waitContext(t)
 	typ, p, err := a.conn.Read(ctx)
