@@ -49,32 +49,23 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if c.rd.inf != nil {
-		return c.readInflated(typ)
+	// A compressed message's size is only known once inflated: its buffer grows with the
+	// data, starting from twice the first frame's. Otherwise each frame says its size.
+	compressed := c.rd.inf != nil
+	var b []byte
+	if compressed {
+		b = make([]byte, 0, min(2*c.rd.frameLeft+64, 64<<10))
+	} else {
+		b = make([]byte, 0, c.room(0))
 	}
-	b := make([]byte, 0, c.room(0))
-	for {
-		if len(b) == cap(b) && c.rd.frameLeft > 0 {
-			b = slices.Grow(b, c.room(len(b)))
-		}
-		n, err := c.readData(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return typ, b, nil
-		}
-		if err != nil {
-			return 0, nil, err
-		}
-	}
-}
-
-// readInflated reads the rest of a compressed message whole. Its size is only known
-// once inflated: the buffer grows with the data, starting from twice the first frame's.
-func (c *Conn) readInflated(typ MessageType) (MessageType, []byte, error) {
-	b := make([]byte, 0, min(2*c.rd.frameLeft+64, 64<<10))
 	for {
 		if len(b) == cap(b) {
-			b = slices.Grow(b, len(b))
+			switch {
+			case compressed:
+				b = slices.Grow(b, len(b))
+			case c.rd.frameLeft > 0:
+				b = slices.Grow(b, c.room(len(b)))
+			}
 		}
 		n, err := c.readData(b[len(b):cap(b)])
 		b = b[:len(b)+n]
