@@ -225,33 +225,48 @@ func TestWriterFragments(t *testing.T) {
 	assert.Greater(t, len(frames), 1)
 }
 
-// TestWriterLargeWritesAfterSmallOnes checks that once a small write has filled the
-// buffer, large writes still go out whole as frames, not in buffer-sized pieces.
-func TestWriterLargeWritesAfterSmallOnes(t *testing.T) {
-	p := newRawPeer(t, false)
-	errc := make(chan error, 1)
-	go func() {
-		w, err := p.conn.Writer(context.Background(), MessageBinary)
-		for _, n := range []int{100, 32 << 10, 32 << 10} {
-			if err == nil {
-				_, err = w.Write(payloadOf(n))
+// TestWriterFrameSizes checks how a Writer cuts a message into frames: what fits its
+// buffer goes out as one frame at Close, and once a small write has filled the buffer,
+// large writes still go out whole as frames, not in buffer-sized pieces.
+func TestWriterFrameSizes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		writes []int
+		frames []int
+	}{
+		{"a buffer's worth", []int{writeBufferSize}, []int{writeBufferSize}},
+		{"a buffer's worth in pieces", []int{writeBufferSize - 8, 8}, []int{writeBufferSize}},
+		{"more than a buffer's worth", []int{writeBufferSize + 1}, []int{writeBufferSize + 1, 0}},
+		{"large writes after a small one", []int{100, 32 << 10, 32 << 10},
+			[]int{writeBufferSize, 100 + 32<<10 - writeBufferSize, 32 << 10, 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newRawPeer(t, false)
+			errc := make(chan error, 1)
+			go func() {
+				w, err := p.conn.Writer(context.Background(), MessageBinary)
+				for _, n := range tc.writes {
+					if err == nil {
+						_, err = w.Write(payloadOf(n))
+					}
+				}
+				if err == nil {
+					err = w.Close()
+				}
+				errc <- err
+			}()
+			var sizes []int
+			for {
+				f := p.next()
+				sizes = append(sizes, len(f.payload))
+				if f.fin {
+					break
+				}
 			}
-		}
-		if err == nil {
-			err = w.Close()
-		}
-		errc <- err
-	}()
-	var sizes []int
-	for {
-		f := p.next()
-		sizes = append(sizes, len(f.payload))
-		if f.fin {
-			break
-		}
+			require.NoError(t, <-errc)
+			assert.Equal(t, tc.frames, sizes)
+		})
 	}
-	require.NoError(t, <-errc)
-	assert.Equal(t, []int{writeBufferSize, 100 + 32<<10 - writeBufferSize, 32 << 10, 0}, sizes)
 }
 
 func TestZeroLength(t *testing.T) {

@@ -89,12 +89,12 @@ type inflater struct {
 // and a broken message read as whatever that block decodes to.
 type payloadSource struct {
 	c       *Conn
-	buf     [readBufferSize]byte
-	r, w    int   // buf[r:w] is payload not yet given to the decompressor
-	payload bool  // the last frame of the message has been consumed
-	tail    int   // bytes of deflateTail given
-	taken   int64 // bytes the decompressor has taken, payload and tail
-	end     int64 // where the tail begins in that count, once payload is set
+	buf     [4096]byte // the payload passes through it a piece at a time
+	r, w    int        // buf[r:w] is payload not yet given to the decompressor
+	payload bool       // the last frame of the message has been consumed
+	tail    int        // bytes of deflateTail given
+	taken   int64      // bytes the decompressor has taken, payload and tail
+	end     int64      // where the tail begins in that count, once payload is set
 }
 
 // errCutBlock is what the decompressor reads when the payload ended inside a block.

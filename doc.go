@@ -74,7 +74,7 @@
 //
 // # Buffers
 //
-// A Conn holds no buffer while it is idle. It reads through a 4 KiB buffer taken from a
+// A Conn holds no buffer while it is idle. It reads through an 8 KiB buffer taken from a
 // pool when bytes arrive and given back once they are consumed; on TCP and Unix sockets
 // it even waits for the peer's bytes without one (on TLS connections the buffer is held
 // while a read waits). It builds the frames it sends in a 4 KiB buffer taken for the

@@ -8,8 +8,10 @@ import (
 )
 
 // readBufferSize is the size of the buffer a Conn reads through. Control frames (at most
-// 139 bytes with their header) and frame headers are always read whole into it.
-const readBufferSize = 4096
+// 139 bytes with their header) and frame headers are always read whole into it. It is
+// twice the 4 KiB a sender commonly frames at, so that such a frame arrives with its
+// header in one read instead of two.
+const readBufferSize = 8192
 
 // readBuffers holds the read buffers of connections that have nothing buffered.
 var readBuffers = sync.Pool{New: func() any { return new([readBufferSize]byte) }}

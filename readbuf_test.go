@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -132,6 +133,29 @@ func TestReadBufferLargeReadBypasses(t *testing.T) {
 		assert.Nil(t, rb.buf, "nothing was buffered")
 	}
 	assert.Equal(t, want, got)
+}
+
+// countingReader counts the reads made of it.
+type countingReader struct {
+	io.Reader
+	reads int
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	r.reads++
+	return r.Reader.Read(p)
+}
+
+// TestFourKiBFrameInOneRead checks that a frame of the size senders commonly use, 4 KiB
+// with its header, is read from the connection in one read.
+func TestFourKiBFrameInOneRead(t *testing.T) {
+	want := payloadOf(4096)
+	wire := &countingReader{Reader: bytes.NewReader(wireOf(t, true, want))}
+	c := newConn(&wireConn{r: wire}, nil, false, "")
+	_, got, err := c.Read(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	assert.Equal(t, 1, wire.reads)
 }
 
 // TestFailLetsCloseFrameThrough checks that a Conn failing while its peer is still

@@ -114,7 +114,7 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 				return written, err
 			}
 		}
-		if w.n == 0 && len(p) >= writeBufferSize {
+		if w.n == 0 && len(p) > writeBufferSize {
 			// Nothing buffered and a buffer's worth or more to send: frame p as it is,
 			// with no copy on a server.
 			if err := c.writeFrame(w.ctx, false, w.op, p); err != nil {
