@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -60,6 +61,19 @@ func main() {
 			os.Exit(0)
 		}()
 	}
+	// SIGUSR1 prints what a heap profile does not show: goroutine stacks and the heap's
+	// own size, for the idle scenario's memory per connection.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		for range usr1 {
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			log.Printf("goroutines %d, stacks %d KiB, heap in use %d KiB, live objects %d KiB",
+				runtime.NumGoroutine(), ms.StackInuse>>10, ms.HeapInuse>>10, ms.HeapAlloc>>10)
+		}
+	}()
 	fmt.Printf("pid=%d addr=%s\n", os.Getpid(), ln.Addr())
 	if err := echo.Serve(ln, *lib); err != nil {
 		log.Fatal(err)
