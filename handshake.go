@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -103,31 +104,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	// The HTTP server's read and write timeouts must not cut the WebSocket connection.
 	nc.SetDeadline(time.Time{})
 
-	var buf [256]byte
-	b := append(buf[:0], "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
-	b = appendAcceptKey(b, r.Header.Get("Sec-WebSocket-Key"))
-	b = append(b, "\r\n"...)
-	if protocol != "" {
-		b = append(b, "Sec-WebSocket-Protocol: "+protocol+"\r\n"...)
-	}
-	if compress {
-		b = append(b, "Sec-WebSocket-Extensions: "+extensions+"\r\n"...)
-	}
-	if len(opts.ResponseHeader) > 0 {
-		// WriteSubset matches keys as spelled; a key written as in the RFC, such as
-		// "Sec-WebSocket-Protocol" in a map literal, is not in canonical form.
-		exclude := make(map[string]bool)
-		for k := range opts.ResponseHeader {
-			if handshakeHeaders[http.CanonicalHeaderKey(k)] {
-				exclude[k] = true
-			}
-		}
-		w := bytes.NewBuffer(b)
-		opts.ResponseHeader.WriteSubset(w, exclude)
-		b = w.Bytes()
-	}
-	b = append(b, "\r\n"...)
-	if _, err := nc.Write(b); err != nil {
+	if err := writeResponse(nc, r.Header.Get("Sec-WebSocket-Key"), protocol, extensions, opts.ResponseHeader); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("websocket: writing the handshake response: %w", err)
 	}
@@ -144,6 +121,39 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		c.coalesceWrites()
 	}
 	return c, nil
+}
+
+// writeResponse writes the 101 response to the request whose Sec-WebSocket-Key is key,
+// with the subprotocol and extensions chosen, if any, and the caller's extra headers. Its
+// buffers live on the stack only while it runs: the HTTP server's goroutine, whose stack
+// is already deep in a handler, need not grow for them when the Conn is made after it.
+func writeResponse(nc net.Conn, key, protocol, extensions string, extra http.Header) error {
+	var buf [256]byte
+	b := append(buf[:0], "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	b = appendAcceptKey(b, key)
+	b = append(b, "\r\n"...)
+	if protocol != "" {
+		b = append(b, "Sec-WebSocket-Protocol: "+protocol+"\r\n"...)
+	}
+	if extensions != "" {
+		b = append(b, "Sec-WebSocket-Extensions: "+extensions+"\r\n"...)
+	}
+	if len(extra) > 0 {
+		// WriteSubset matches keys as spelled; a key written as in the RFC, such as
+		// "Sec-WebSocket-Protocol" in a map literal, is not in canonical form.
+		exclude := make(map[string]bool)
+		for k := range extra {
+			if handshakeHeaders[http.CanonicalHeaderKey(k)] {
+				exclude[k] = true
+			}
+		}
+		w := bytes.NewBuffer(b)
+		extra.WriteSubset(w, exclude)
+		b = w.Bytes()
+	}
+	b = append(b, "\r\n"...)
+	_, err := nc.Write(b)
+	return err
 }
 
 // checkRequest checks r against RFC 6455 §4.2.1 and the origin policy. It may set
