@@ -115,8 +115,9 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 			}
 		}
 		if w.n == 0 && len(p) > writeBufferSize {
-			// Nothing buffered and a buffer's worth or more to send: frame p as it is,
-			// with no copy on a server.
+			// Nothing buffered and more than a buffer's worth to send: frame p as it is,
+			// with no copy on a server. A buffer's worth is copied instead, so that a
+			// message of that size still goes out as one frame at Close.
 			if err := c.writeFrame(w.ctx, false, w.op, p); err != nil {
 				return written, err
 			}
