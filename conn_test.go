@@ -189,13 +189,18 @@ func TestConcurrentWriters(t *testing.T) {
 	assert.Len(t, seen, writers*each)
 }
 
-func TestWriterFragments(t *testing.T) {
+// writerFrames streams one message of the given type through a server's Writer, one
+// Write of payloadOf(n) for each n in writes, and returns the frames the peer receives.
+func writerFrames(t *testing.T, typ MessageType, writes ...int) []frame {
+	t.Helper()
 	p := newRawPeer(t, false)
 	errc := make(chan error, 1)
 	go func() {
-		w, err := p.conn.Writer(context.Background(), MessageText)
-		if err == nil {
-			_, err = w.Write(payloadOf(2*writeBufferSize + 100))
+		w, err := p.conn.Writer(context.Background(), typ)
+		for _, n := range writes {
+			if err == nil {
+				_, err = w.Write(payloadOf(n))
+			}
 		}
 		if err == nil {
 			err = w.Close()
@@ -211,7 +216,12 @@ func TestWriterFragments(t *testing.T) {
 		}
 	}
 	require.NoError(t, <-errc)
-	require.NotEmpty(t, frames)
+	return frames
+}
+
+func TestWriterFragments(t *testing.T) {
+	frames := writerFrames(t, MessageText, 2*writeBufferSize+100)
+	assert.Greater(t, len(frames), 1)
 	assert.Equal(t, opText, frames[0].op)
 	var got []byte
 	for i, f := range frames {
@@ -222,7 +232,6 @@ func TestWriterFragments(t *testing.T) {
 		got = append(got, f.payload...)
 	}
 	assert.Equal(t, payloadOf(2*writeBufferSize+100), got)
-	assert.Greater(t, len(frames), 1)
 }
 
 // TestWriterFrameSizes checks how a Writer cuts a message into frames: what fits its
@@ -241,29 +250,10 @@ func TestWriterFrameSizes(t *testing.T) {
 			[]int{writeBufferSize, 100 + 32<<10 - writeBufferSize, 32 << 10, 0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := newRawPeer(t, false)
-			errc := make(chan error, 1)
-			go func() {
-				w, err := p.conn.Writer(context.Background(), MessageBinary)
-				for _, n := range tc.writes {
-					if err == nil {
-						_, err = w.Write(payloadOf(n))
-					}
-				}
-				if err == nil {
-					err = w.Close()
-				}
-				errc <- err
-			}()
 			var sizes []int
-			for {
-				f := p.next()
+			for _, f := range writerFrames(t, MessageBinary, tc.writes...) {
 				sizes = append(sizes, len(f.payload))
-				if f.fin {
-					break
-				}
 			}
-			require.NoError(t, <-errc)
 			assert.Equal(t, tc.frames, sizes)
 		})
 	}
