@@ -1163,3 +1163,64 @@ func TestPingWhileWriteBlocks(t *testing.T) {
 	assert.Equal(t, "still there?", string(f.payload))
 	require.NoError(t, <-wrote)
 }
+
+// writeStarts is a net.Conn that tells when a write begins.
+type writeStarts struct {
+	net.Conn
+	started chan struct{}
+}
+
+func (c *writeStarts) Write(p []byte) (int, error) {
+	select {
+	case c.started <- struct{}{}:
+	default:
+	}
+	return c.Conn.Write(p)
+}
+
+// TestPongAnswersToReadContext checks that a peer that pings and does not read cannot hold
+// a read past its context: the pong the reader writes answers to that context. Cut short
+// before any byte left, the pong waits, and goes out after the next frame written.
+func TestPongAnswersToReadContext(t *testing.T) {
+	a, b := net.Pipe()
+	nc := &writeStarts{Conn: a, started: make(chan struct{}, 1)}
+	conn := newConn(nc, nil, false, "")
+	t.Cleanup(func() {
+		conn.CloseNow()
+		b.Close()
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	reads := make(chan error, 1)
+	go func() {
+		_, _, err := conn.Read(ctx)
+		reads <- err
+	}()
+	go b.Write(encodeFrame(frame{fin: true, op: opPing, payload: []byte("there?")}, true, 6))
+	wait := waitContext(t)
+	select {
+	case <-nc.started: // the pong, which nobody reads
+	case <-wait.Done():
+		t.Fatal("no pong was written")
+	}
+	cancel()
+	select {
+	case err := <-reads:
+		require.ErrorIs(t, err, context.Canceled)
+	case <-wait.Done():
+		t.Fatal("the read outlived its context, blocked on the pong")
+	}
+
+	// The Conn is still usable, and the pong follows its next frame.
+	sent := make(chan error, 1)
+	go func() { sent <- conn.Write(context.Background(), MessageText, []byte("here")) }()
+	br := bufio.NewReader(b)
+	f, err := readRawFrame(br)
+	require.NoError(t, err)
+	assert.Equal(t, opText, f.op)
+	assert.Equal(t, "here", string(f.payload))
+	f, err = readRawFrame(br)
+	require.NoError(t, err)
+	assert.Equal(t, opPong, f.op)
+	assert.Equal(t, "there?", string(f.payload))
+	require.NoError(t, <-sent)
+}

@@ -21,6 +21,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 type ctxWatch struct {
 	nc    net.Conn
 	write bool            // watch the write deadline, else the read deadline
+	ctx   context.Context // the context I/O answers to, nil for none
 	done  <-chan struct{} // Done of the context watched, nil for none
 	fired chan struct{}   // closed once the deadline has been moved
 
@@ -41,9 +42,11 @@ func (w *ctxWatch) setDeadline(t time.Time) {
 func (w *ctxWatch) start(ctx context.Context) {
 	done := ctx.Done()
 	if done == w.done {
+		w.ctx = ctx
 		return // watched already; if it fired, the deadline is past and I/O fails at once
 	}
 	w.reset()
+	w.ctx = ctx
 	if done == nil {
 		return
 	}
@@ -62,6 +65,7 @@ func (w *ctxWatch) start(ctx context.Context) {
 
 // reset ends the registration, undoing the deadline if the context moved it.
 func (w *ctxWatch) reset() {
+	w.ctx = nil
 	if w.done == nil {
 		return
 	}

@@ -431,8 +431,7 @@ func (c *Conn) handleControl(op opcode, payload []byte) error {
 	switch op {
 	case opPing:
 		// RFC 6455 §5.5.2: answer with a pong carrying the same payload.
-		c.answerPing(payload)
-		return nil
+		return c.answerPing(payload)
 	case opPong:
 		c.gotPong(payload)
 		return nil

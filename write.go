@@ -358,15 +358,38 @@ func (c *Conn) unlockFrame() {
 // peer may be waiting for us to read, as when both ends write large messages at once. So
 // the pong waits for the lock instead, and the goroutine that releases it sends it. A
 // pong still waiting when the next ping arrives answers that one only, as §5.5.3 allows.
-func (c *Conn) answerPing(payload []byte) {
+//
+// When the lock is free, the reader writes the pong itself, answering to its own context:
+// a peer that pings without reading cannot hold a read past its context. If the context
+// ends before any byte of the pong left, the pong waits as above and answerPing returns
+// the context's error; once part of it left, the Conn is closed.
+func (c *Conn) answerPing(payload []byte) error {
 	select {
 	case c.frameLock <- struct{}{}:
-		c.pongWaiting.Store(false) // this pong answers the waiting one's ping too
-		c.sendPong(payload)
-		c.unlockFrame()
-		return
 	default:
+		c.keepPong(payload)
+		c.sendWaitingPong()
+		return nil
 	}
+	c.pongWaiting.Store(false) // this pong answers the waiting one's ping too
+	ctx := c.rwatch.ctx
+	if ctx == nil {
+		ctx = context.Background() // the closing handshake's reads: their deadline bounds them
+	}
+	if err := c.sendPong(ctx, payload); err != nil {
+		if !c.isClosed() {
+			// Left for whoever takes the lock next: sending it now would block again.
+			c.keepPong(payload)
+		}
+		unlock(c.frameLock)
+		return err
+	}
+	c.unlockFrame()
+	return nil
+}
+
+// keepPong makes payload the pong that waits for the frame lock.
+func (c *Conn) keepPong(payload []byte) {
 	c.pongMu.Lock()
 	if c.pong == nil {
 		c.pong = new([maxControlPayload]byte) // only for a Conn that ever needs it
@@ -374,7 +397,6 @@ func (c *Conn) answerPing(payload []byte) {
 	c.pongLen = copy(c.pong[:], payload)
 	c.pongMu.Unlock()
 	c.pongWaiting.Store(true)
-	c.sendWaitingPong()
 }
 
 // sendWaitingPong sends the waiting pong if the frame lock is free. If it is not, its
@@ -392,18 +414,18 @@ func (c *Conn) sendWaitingPong() {
 			c.pongMu.Lock()
 			n := copy(payload[:], c.pong[:c.pongLen])
 			c.pongMu.Unlock()
-			c.sendPong(payload[:n])
+			c.sendPong(context.Background(), payload[:n])
 		}
 		unlock(c.frameLock)
 	}
 }
 
-// sendPong writes a pong. The caller holds frameLock.
-func (c *Conn) sendPong(payload []byte) {
+// sendPong writes a pong, answering to ctx as writes do. The caller holds frameLock.
+func (c *Conn) sendPong(ctx context.Context, payload []byte) error {
 	if c.closeSent {
-		return // nothing may follow our close frame (RFC 6455 §5.5.1)
+		return nil // nothing may follow our close frame (RFC 6455 §5.5.1)
 	}
-	c.wwatch.start(context.Background())
+	c.wwatch.start(ctx)
 	wrote, err := c.writeOut(c.controlFrame(opPong, payload))
-	c.writeResult(context.Background(), wrote, err)
+	return c.writeResult(ctx, wrote, err)
 }
