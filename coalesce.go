@@ -126,7 +126,7 @@ func (c *Conn) sendHeld(timeout time.Duration) {
 				}
 				c.writeResult(context.Background(), wrote, err)
 			}
-			c.unlockFrame()
+			c.unlockFrame(context.Background())
 			return
 		case <-c.closed:
 			return

@@ -1164,18 +1164,34 @@ func TestPingWhileWriteBlocks(t *testing.T) {
 	require.NoError(t, <-wrote)
 }
 
-// writeStarts is a net.Conn that tells when a write begins.
-type writeStarts struct {
+// pongWrites is a net.Conn that tells when a write of a pong frame begins.
+type pongWrites struct {
 	net.Conn
 	started chan struct{}
 }
 
-func (c *writeStarts) Write(p []byte) (int, error) {
-	select {
-	case c.started <- struct{}{}:
-	default:
+func newPongWrites(nc net.Conn) *pongWrites {
+	return &pongWrites{Conn: nc, started: make(chan struct{}, 1)}
+}
+
+func (c *pongWrites) Write(p []byte) (int, error) {
+	if len(p) > 0 && p[0] == 0x80|byte(opPong) {
+		select {
+		case c.started <- struct{}{}:
+		default:
+		}
 	}
 	return c.Conn.Write(p)
+}
+
+// pongStarted waits for the next pong write to begin.
+func (c *pongWrites) pongStarted(t *testing.T, wait context.Context) {
+	t.Helper()
+	select {
+	case <-c.started:
+	case <-wait.Done():
+		t.Fatal("no pong was written")
+	}
 }
 
 // TestPongAnswersToReadContext checks that a peer that pings and does not read cannot hold
@@ -1183,7 +1199,7 @@ func (c *writeStarts) Write(p []byte) (int, error) {
 // before any byte left, the pong waits, and goes out after the next frame written.
 func TestPongAnswersToReadContext(t *testing.T) {
 	a, b := net.Pipe()
-	nc := &writeStarts{Conn: a, started: make(chan struct{}, 1)}
+	nc := newPongWrites(a)
 	conn := newConn(nc, nil, false, "")
 	t.Cleanup(func() {
 		conn.CloseNow()
@@ -1197,11 +1213,7 @@ func TestPongAnswersToReadContext(t *testing.T) {
 	}()
 	go b.Write(encodeFrame(frame{fin: true, op: opPing, payload: []byte("there?")}, true, 6))
 	wait := waitContext(t)
-	select {
-	case <-nc.started: // the pong, which nobody reads
-	case <-wait.Done():
-		t.Fatal("no pong was written")
-	}
+	nc.pongStarted(t, wait) // nobody reads it
 	cancel()
 	select {
 	case err := <-reads:
@@ -1217,6 +1229,58 @@ func TestPongAnswersToReadContext(t *testing.T) {
 	f, err := readRawFrame(br)
 	require.NoError(t, err)
 	assert.Equal(t, opText, f.op)
+	assert.Equal(t, "here", string(f.payload))
+	f, err = readRawFrame(br)
+	require.NoError(t, err)
+	assert.Equal(t, opPong, f.op)
+	assert.Equal(t, "there?", string(f.payload))
+	require.NoError(t, <-sent)
+}
+
+// TestWaitingPongAnswersToWriteContext checks that a pong left waiting for a blocked write
+// answers to that write's context when the write sends it: the write cannot be held past
+// its context by the pong. The pong then goes out after the next frame.
+func TestWaitingPongAnswersToWriteContext(t *testing.T) {
+	a, b := net.Pipe()
+	nc := newPongWrites(a)
+	conn := newConn(nc, nil, false, "")
+	t.Cleanup(func() {
+		conn.CloseNow()
+		b.Close()
+	})
+	wait := waitContext(t)
+	big := payloadOf(64 << 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	wrote := make(chan error, 1)
+	go func() { wrote <- conn.Write(ctx, MessageBinary, big) }()
+	br := bufio.NewReader(b)
+	_, err := br.Peek(1) // the write has begun; the peer stops reading
+	require.NoError(t, err)
+
+	// A ping while the write holds the connection: its pong waits for the write.
+	go b.Write(append(encodeFrame(frame{fin: true, op: opPing, payload: []byte("there?")}, true, 6),
+		encodeFrame(frame{fin: true, op: opText, payload: []byte("after")}, true, 5)...))
+	_, msg, err := conn.Read(wait)
+	require.NoError(t, err)
+	require.Equal(t, "after", string(msg))
+
+	// The peer reads the message, not the pong the write then sends.
+	f, err := readRawFrame(br)
+	require.NoError(t, err)
+	require.Equal(t, big, f.payload)
+	nc.pongStarted(t, wait)
+	cancel()
+	select {
+	case err := <-wrote:
+		require.NoError(t, err, "the message went out whole")
+	case <-wait.Done():
+		t.Fatal("the write outlived its context, blocked on the pong")
+	}
+
+	sent := make(chan error, 1)
+	go func() { sent <- conn.Write(context.Background(), MessageText, []byte("here")) }()
+	f, err = readRawFrame(br)
+	require.NoError(t, err)
 	assert.Equal(t, "here", string(f.payload))
 	f, err = readRawFrame(br)
 	require.NoError(t, err)

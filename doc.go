@@ -35,10 +35,10 @@
 // the connection from within a read. A program that only writes should still run a
 // loop that reads and discards. Answering a ping never makes the reader wait for a
 // frame being written: the pong goes out right after that frame, so a write blocked by
-// a peer that does not read holds up neither reading nor the pong. A pong the reader
-// writes itself answers to the read's context, so a peer that pings without reading
-// cannot hold a read past it either; a pong cut short that way goes out after the next
-// frame written.
+// a peer that does not read holds up neither reading nor the pong. A pong answers to the
+// context of the call that writes it, the read's or the write's, so a peer that pings
+// without reading cannot hold a call past its context either; a pong cut short that way
+// goes out after the next frame written.
 //
 // Contexts bound a single call. When one ends a read or a write before any byte of a
 // frame was consumed or sent, the call returns ctx.Err() and the Conn stays usable; when

@@ -189,7 +189,7 @@ func (c *Conn) writeFrame(ctx context.Context, fin bool, op opcode, p []byte) er
 	if err := c.lockFrame(ctx); err != nil {
 		return err
 	}
-	defer c.unlockFrame()
+	defer c.unlockFrame(ctx)
 	c.wwatch.start(ctx)
 	h := header{fin: fin, op: op, length: int64(len(p)), masked: c.client}
 	var wrote int64
@@ -238,7 +238,7 @@ func (c *Conn) sendBuffered(ctx context.Context, fin bool, op opcode, rsv byte, 
 	if err := c.lockFrame(ctx); err != nil {
 		return err
 	}
-	defer c.unlockFrame()
+	defer c.unlockFrame(ctx)
 	c.wwatch.start(ctx)
 	frame := buf[start : maxHeaderSize+n]
 	if c.co.hold(frame) {
@@ -258,7 +258,7 @@ func (c *Conn) writeControl(ctx context.Context, op opcode, payload []byte) erro
 	if err := c.lockFrame(ctx); err != nil {
 		return err
 	}
-	defer c.unlockFrame()
+	defer c.unlockFrame(ctx)
 	c.wwatch.start(ctx)
 	wrote, err := c.writeOut(c.controlFrame(op, payload))
 	return c.writeResult(ctx, wrote, err)
@@ -286,7 +286,7 @@ func (c *Conn) lockFrame(ctx context.Context) error {
 		return err
 	}
 	if c.closeSent {
-		c.unlockFrame()
+		c.unlockFrame(ctx)
 		if c.isClosed() {
 			return c.closedErr()
 		}
@@ -333,7 +333,7 @@ func (c *Conn) sendClose(code StatusCode, reason string) error {
 	case <-c.closed:
 		return c.closedErr()
 	}
-	defer c.unlockFrame()
+	defer c.unlockFrame(context.Background())
 	if c.closeSent {
 		return errCloseSent
 	}
@@ -345,11 +345,12 @@ func (c *Conn) sendClose(code StatusCode, reason string) error {
 }
 
 // unlockFrame releases the frame lock, then sends the pong that the reader left waiting
-// while the lock was held, if any.
-func (c *Conn) unlockFrame() {
+// while the lock was held, if any, answering to ctx: the context of the call that held the
+// lock. A pong that ctx cuts short before any byte left waits for the next holder.
+func (c *Conn) unlockFrame(ctx context.Context) {
 	unlock(c.frameLock)
 	if c.pongWaiting.Load() {
-		c.sendWaitingPong()
+		c.sendWaitingPong(ctx)
 	}
 }
 
@@ -359,65 +360,71 @@ func (c *Conn) unlockFrame() {
 // the pong waits for the lock instead, and the goroutine that releases it sends it. A
 // pong still waiting when the next ping arrives answers that one only, as §5.5.3 allows.
 //
-// When the lock is free, the reader writes the pong itself, answering to its own context:
-// a peer that pings without reading cannot hold a read past its context. If the context
-// ends before any byte of the pong left, the pong waits as above and answerPing returns
-// the context's error; once part of it left, the Conn is closed.
+// When the lock is free, the reader writes the pong itself, answering to the read's
+// context, so that a peer that pings without reading cannot hold a read past it. If the
+// context ends before any byte of the pong left, the pong waits as above and answerPing
+// returns the context's error; once part of it left, the Conn is closed.
 func (c *Conn) answerPing(payload []byte) error {
-	select {
-	case c.frameLock <- struct{}{}:
-	default:
-		c.keepPong(payload)
-		c.sendWaitingPong()
-		return nil
-	}
-	c.pongWaiting.Store(false) // this pong answers the waiting one's ping too
 	ctx := c.rwatch.ctx
 	if ctx == nil {
 		ctx = context.Background() // the closing handshake's reads: their deadline bounds them
 	}
+	select {
+	case c.frameLock <- struct{}{}:
+	default:
+		c.keepPong(payload, true)
+		return c.sendWaitingPong(ctx)
+	}
+	c.pongWaiting.Store(false) // this pong answers the waiting one's ping too
 	if err := c.sendPong(ctx, payload); err != nil {
-		if !c.isClosed() {
-			// Left for whoever takes the lock next: sending it now would block again.
-			c.keepPong(payload)
-		}
-		unlock(c.frameLock)
+		c.keepPong(payload, false)
+		unlock(c.frameLock) // not unlockFrame: sending the pong now would block again
 		return err
 	}
-	c.unlockFrame()
+	c.unlockFrame(ctx)
 	return nil
 }
 
-// keepPong makes payload the pong that waits for the frame lock.
-func (c *Conn) keepPong(payload []byte) {
+// keepPong makes payload the pong that waits for the frame lock. Unless it is the newest
+// (the reader's), it does not replace a pong already waiting, which answers a later ping;
+// nor does it keep anything once the Conn is closed.
+func (c *Conn) keepPong(payload []byte, newest bool) {
 	c.pongMu.Lock()
+	defer c.pongMu.Unlock()
+	if !newest && (c.pongWaiting.Load() || c.isClosed()) {
+		return
+	}
 	if c.pong == nil {
 		c.pong = new([maxControlPayload]byte) // only for a Conn that ever needs it
 	}
 	c.pongLen = copy(c.pong[:], payload)
-	c.pongMu.Unlock()
 	c.pongWaiting.Store(true)
 }
 
-// sendWaitingPong sends the waiting pong if the frame lock is free. If it is not, its
-// holder sees pongWaiting after releasing it: the store of pongWaiting comes before the
-// attempt to lock, and the release after the attempt failed.
-func (c *Conn) sendWaitingPong() {
+// sendWaitingPong sends the waiting pong, answering to ctx, if the frame lock is free. If
+// it is not, its holder sees pongWaiting after releasing it: the store of pongWaiting
+// comes before the attempt to lock, and the release after the attempt failed.
+func (c *Conn) sendWaitingPong(ctx context.Context) error {
 	for c.pongWaiting.Load() {
 		select {
 		case c.frameLock <- struct{}{}:
 		default:
-			return
+			return nil
 		}
 		if c.pongWaiting.Swap(false) {
 			var payload [maxControlPayload]byte
 			c.pongMu.Lock()
 			n := copy(payload[:], c.pong[:c.pongLen])
 			c.pongMu.Unlock()
-			c.sendPong(context.Background(), payload[:n])
+			if err := c.sendPong(ctx, payload[:n]); err != nil {
+				c.keepPong(payload[:n], false)
+				unlock(c.frameLock)
+				return err
+			}
 		}
 		unlock(c.frameLock)
 	}
+	return nil
 }
 
 // sendPong writes a pong, answering to ctx as writes do. The caller holds frameLock.
