@@ -1194,10 +1194,9 @@ func (c *pongWrites) pongStarted(t *testing.T, wait context.Context) {
 	}
 }
 
-// TestPongAnswersToReadContext checks that a peer that pings and does not read cannot hold
-// a read past its context: the pong the reader writes answers to that context. Cut short
-// before any byte left, the pong waits, and goes out after the next frame written.
-func TestPongAnswersToReadContext(t *testing.T) {
+// pongPipe returns a server Conn on one end of a net.Pipe that tells when it begins to
+// write a pong, and the other end.
+func pongPipe(t *testing.T) (*Conn, *pongWrites, net.Conn) {
 	a, b := net.Pipe()
 	nc := newPongWrites(a)
 	conn := newConn(nc, nil, false, "")
@@ -1205,6 +1204,31 @@ func TestPongAnswersToReadContext(t *testing.T) {
 		conn.CloseNow()
 		b.Close()
 	})
+	return conn, nc, b
+}
+
+// expectPongAfterNextWrite writes a message on conn and expects the peer, reading from
+// br, to receive it and then the pong left waiting, with payload.
+func expectPongAfterNextWrite(t *testing.T, conn *Conn, br *bufio.Reader, payload string) {
+	t.Helper()
+	sent := make(chan error, 1)
+	go func() { sent <- conn.Write(context.Background(), MessageText, []byte("here")) }()
+	f, err := readRawFrame(br)
+	require.NoError(t, err)
+	assert.Equal(t, opText, f.op)
+	assert.Equal(t, "here", string(f.payload))
+	f, err = readRawFrame(br)
+	require.NoError(t, err)
+	assert.Equal(t, opPong, f.op)
+	assert.Equal(t, payload, string(f.payload))
+	require.NoError(t, <-sent)
+}
+
+// TestPongAnswersToReadContext checks that a peer that pings and does not read cannot hold
+// a read past its context: the pong the reader writes answers to that context. Cut short
+// before any byte left, the pong waits, and goes out after the next frame written.
+func TestPongAnswersToReadContext(t *testing.T) {
+	conn, nc, b := pongPipe(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	reads := make(chan error, 1)
 	go func() {
@@ -1223,31 +1247,14 @@ func TestPongAnswersToReadContext(t *testing.T) {
 	}
 
 	// The Conn is still usable, and the pong follows its next frame.
-	sent := make(chan error, 1)
-	go func() { sent <- conn.Write(context.Background(), MessageText, []byte("here")) }()
-	br := bufio.NewReader(b)
-	f, err := readRawFrame(br)
-	require.NoError(t, err)
-	assert.Equal(t, opText, f.op)
-	assert.Equal(t, "here", string(f.payload))
-	f, err = readRawFrame(br)
-	require.NoError(t, err)
-	assert.Equal(t, opPong, f.op)
-	assert.Equal(t, "there?", string(f.payload))
-	require.NoError(t, <-sent)
+	expectPongAfterNextWrite(t, conn, bufio.NewReader(b), "there?")
 }
 
 // TestWaitingPongAnswersToWriteContext checks that a pong left waiting for a blocked write
 // answers to that write's context when the write sends it: the write cannot be held past
 // its context by the pong. The pong then goes out after the next frame.
 func TestWaitingPongAnswersToWriteContext(t *testing.T) {
-	a, b := net.Pipe()
-	nc := newPongWrites(a)
-	conn := newConn(nc, nil, false, "")
-	t.Cleanup(func() {
-		conn.CloseNow()
-		b.Close()
-	})
+	conn, nc, b := pongPipe(t)
 	wait := waitContext(t)
 	big := payloadOf(64 << 10)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -1277,14 +1284,5 @@ func TestWaitingPongAnswersToWriteContext(t *testing.T) {
 		t.Fatal("the write outlived its context, blocked on the pong")
 	}
 
-	sent := make(chan error, 1)
-	go func() { sent <- conn.Write(context.Background(), MessageText, []byte("here")) }()
-	f, err = readRawFrame(br)
-	require.NoError(t, err)
-	assert.Equal(t, "here", string(f.payload))
-	f, err = readRawFrame(br)
-	require.NoError(t, err)
-	assert.Equal(t, opPong, f.op)
-	assert.Equal(t, "there?", string(f.payload))
-	require.NoError(t, <-sent)
+	expectPongAfterNextWrite(t, conn, br, "there?")
 }
