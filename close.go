@@ -188,7 +188,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 func (c *Conn) CloseNow() error {
 	if c.co != nil {
 		// A Write that returned nil is not lost to write coalescing.
-		c.sendHeld(c.closeTimeout)
+		c.sendHeld(context.Background(), c.closeTimeout)
 	}
 	if !c.teardown(nil) {
 		return c.closedErr()

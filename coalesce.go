@@ -72,7 +72,9 @@ func (c *Conn) writeOutVec(h, p []byte) (int64, error) {
 	return c.writeHeld(h, p)
 }
 
-// writeHeld writes the held frames followed by a and b, and gives the buffer back.
+// writeHeld writes the held frames followed by a and b, and gives the buffer back. If
+// nothing left, as when a context cuts the write short, the frames stay held: the calls
+// that wrote them have returned, and they must go out with a later write.
 func (c *Conn) writeHeld(a, b []byte) (int64, error) {
 	co := c.co
 	held := co.buf
@@ -80,6 +82,11 @@ func (c *Conn) writeHeld(a, b []byte) (int64, error) {
 	co.n.Store(0)
 	co.buf = nil
 	wrote, err := c.writev(held[:n], a, b)
+	if wrote == 0 && err != nil {
+		co.buf = held
+		co.n.Store(n)
+		return wrote, err
+	}
 	heldBuffers.Put(held)
 	return wrote, err
 }
@@ -100,16 +107,19 @@ func (c *Conn) writev(a, b, d []byte) (int64, error) {
 }
 
 // beforeWait is called by the reader before it waits for the network: it announces the
-// wait, then sends what writers hold. The caller holds readLock.
+// wait, then sends what writers hold, answering to the read's context. If that context
+// ends before any of it left, it stays held, and the wait that follows fails at once.
+// The caller holds readLock.
 func (c *Conn) beforeWait() {
 	c.co.waiting.Store(true)
-	c.sendHeld(0)
+	c.sendHeld(c.rwatch.current(), 0)
 }
 
 // sendHeld sends the held frames. It waits for the frame lock only while some are held: a
 // writer that has the lock sends them with its own frame, or has just held one and sees
-// the reader waiting, so the wait is short. A timeout, when not zero, bounds the write.
-func (c *Conn) sendHeld(timeout time.Duration) {
+// the reader waiting, so the wait is short. The write answers to ctx; a timeout, when not
+// zero, bounds it instead.
+func (c *Conn) sendHeld(ctx context.Context, timeout time.Duration) {
 	co := c.co
 	for co.n.Load() > 0 {
 		select {
@@ -118,15 +128,18 @@ func (c *Conn) sendHeld(timeout time.Duration) {
 				if timeout > 0 {
 					c.wwatch.deadline(time.Now().Add(timeout))
 				} else {
-					c.wwatch.start(context.Background())
+					c.wwatch.start(ctx)
 				}
 				wrote, err := c.writeHeld(nil, nil)
 				if timeout > 0 {
 					c.wwatch.deadline(time.Time{})
 				}
-				c.writeResult(context.Background(), wrote, err)
+				if c.writeResult(ctx, wrote, err) != nil {
+					unlock(c.frameLock) // not unlockFrame: a waiting pong would block again
+					return
+				}
 			}
-			c.unlockFrame(context.Background())
+			c.unlockFrame(ctx)
 			return
 		case <-c.closed:
 			return

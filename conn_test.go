@@ -1164,18 +1164,20 @@ func TestPingWhileWriteBlocks(t *testing.T) {
 	require.NoError(t, <-wrote)
 }
 
-// pongWrites is a net.Conn that tells when a write of a pong frame begins.
-type pongWrites struct {
+// writeStarts is a net.Conn that tells when a write begins with a given first byte: that
+// of a pong frame, say.
+type writeStarts struct {
 	net.Conn
+	lead    byte
 	started chan struct{}
 }
 
-func newPongWrites(nc net.Conn) *pongWrites {
-	return &pongWrites{Conn: nc, started: make(chan struct{}, 1)}
+func newWriteStarts(nc net.Conn, lead byte) *writeStarts {
+	return &writeStarts{Conn: nc, lead: lead, started: make(chan struct{}, 1)}
 }
 
-func (c *pongWrites) Write(p []byte) (int, error) {
-	if len(p) > 0 && p[0] == 0x80|byte(opPong) {
+func (c *writeStarts) Write(p []byte) (int, error) {
+	if len(p) > 0 && p[0] == c.lead {
 		select {
 		case c.started <- struct{}{}:
 		default:
@@ -1184,21 +1186,21 @@ func (c *pongWrites) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// pongStarted waits for the next pong write to begin.
-func (c *pongWrites) pongStarted(t *testing.T, wait context.Context) {
+// begun waits for the next such write to begin.
+func (c *writeStarts) begun(t *testing.T, wait context.Context) {
 	t.Helper()
 	select {
 	case <-c.started:
 	case <-wait.Done():
-		t.Fatal("no pong was written")
+		t.Fatalf("no write began with %#x", c.lead)
 	}
 }
 
 // pongPipe returns a server Conn on one end of a net.Pipe that tells when it begins to
 // write a pong, and the other end.
-func pongPipe(t *testing.T) (*Conn, *pongWrites, net.Conn) {
+func pongPipe(t *testing.T) (*Conn, *writeStarts, net.Conn) {
 	a, b := net.Pipe()
-	nc := newPongWrites(a)
+	nc := newWriteStarts(a, 0x80|byte(opPong))
 	conn := newConn(nc, nil, false, "")
 	t.Cleanup(func() {
 		conn.CloseNow()
@@ -1224,27 +1226,37 @@ func expectPongAfterNextWrite(t *testing.T, conn *Conn, br *bufio.Reader, payloa
 	require.NoError(t, <-sent)
 }
 
+// cutWhileWriting runs call with a context that it cancels once nc sees the write it
+// watches for begin, which nobody reads, and returns call's error. The test fails if
+// call outlives its context.
+func cutWhileWriting(t *testing.T, wait context.Context, nc *writeStarts, call func(context.Context) error) error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- call(ctx) }()
+	nc.begun(t, wait)
+	cancel()
+	select {
+	case err := <-done:
+		return err
+	case <-wait.Done():
+		t.Fatal("the call outlived its context, blocked on a write")
+		return nil
+	}
+}
+
 // TestPongAnswersToReadContext checks that a peer that pings and does not read cannot hold
 // a read past its context: the pong the reader writes answers to that context. Cut short
 // before any byte left, the pong waits, and goes out after the next frame written.
 func TestPongAnswersToReadContext(t *testing.T) {
 	conn, nc, b := pongPipe(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	reads := make(chan error, 1)
-	go func() {
-		_, _, err := conn.Read(ctx)
-		reads <- err
-	}()
 	go b.Write(encodeFrame(frame{fin: true, op: opPing, payload: []byte("there?")}, true, 6))
-	wait := waitContext(t)
-	nc.pongStarted(t, wait) // nobody reads it
-	cancel()
-	select {
-	case err := <-reads:
-		require.ErrorIs(t, err, context.Canceled)
-	case <-wait.Done():
-		t.Fatal("the read outlived its context, blocked on the pong")
-	}
+	err := cutWhileWriting(t, waitContext(t), nc, func(ctx context.Context) error {
+		_, _, err := conn.Read(ctx)
+		return err
+	})
+	require.ErrorIs(t, err, context.Canceled)
 
 	// The Conn is still usable, and the pong follows its next frame.
 	expectPongAfterNextWrite(t, conn, bufio.NewReader(b), "there?")
@@ -1275,7 +1287,7 @@ func TestWaitingPongAnswersToWriteContext(t *testing.T) {
 	f, err := readRawFrame(br)
 	require.NoError(t, err)
 	require.Equal(t, big, f.payload)
-	nc.pongStarted(t, wait)
+	nc.begun(t, wait)
 	cancel()
 	select {
 	case err := <-wrote:
@@ -1285,4 +1297,77 @@ func TestWaitingPongAnswersToWriteContext(t *testing.T) {
 	}
 
 	expectPongAfterNextWrite(t, conn, br, "there?")
+}
+
+// heldPipe returns a server Conn with write coalescing on one end of a net.Pipe that
+// tells when a write of a text frame begins, and the other end. The peer has sent "one"
+// and "two" at once; the Conn has read "one" and answered "answer one", which it holds
+// back since "two" is buffered.
+func heldPipe(t *testing.T, wait context.Context) (*Conn, *writeStarts, net.Conn) {
+	a, b := net.Pipe()
+	nc := newWriteStarts(a, 0x80|byte(opText))
+	conn := newConn(nc, nil, false, "")
+	conn.coalesceWrites()
+	t.Cleanup(func() {
+		conn.CloseNow()
+		b.Close()
+	})
+	go b.Write(append(encodeFrame(frame{fin: true, op: opText, payload: []byte("one")}, true, 3),
+		encodeFrame(frame{fin: true, op: opText, payload: []byte("two")}, true, 3)...))
+	_, msg, err := conn.Read(wait)
+	require.NoError(t, err)
+	require.Equal(t, "one", string(msg))
+	require.NoError(t, conn.Write(wait, MessageText, []byte("answer one")))
+	return conn, nc, b
+}
+
+// expectAnswers writes "answer two" on conn and expects the peer, reading from b, to
+// receive the held "answer one" and then it.
+func expectAnswers(t *testing.T, wait context.Context, conn *Conn, b net.Conn) {
+	t.Helper()
+	sent := make(chan error, 1)
+	go func() { sent <- conn.Write(wait, MessageText, []byte("answer two")) }()
+	br := bufio.NewReader(b)
+	for _, want := range []string{"answer one", "answer two"} {
+		f, err := readRawFrame(br)
+		require.NoError(t, err)
+		require.Equal(t, want, string(f.payload))
+	}
+	require.NoError(t, <-sent)
+}
+
+// TestHeldFramesSurviveACutWrite checks that with write coalescing, a write that its
+// context cuts short before any byte left does not take with it the frames held back
+// from earlier writes, which returned nil: they go out with the next write.
+func TestHeldFramesSurviveACutWrite(t *testing.T) {
+	wait := waitContext(t)
+	conn, nc, b := heldPipe(t, wait)
+	// The next write is too large to be held; it finds the peer not reading, and its
+	// context ends.
+	err := cutWhileWriting(t, wait, nc, func(ctx context.Context) error {
+		return conn.Write(ctx, MessageBinary, payloadOf(maxHeld+1))
+	})
+	require.ErrorIs(t, err, context.Canceled)
+	_, msg, err := conn.Read(wait)
+	require.NoError(t, err)
+	require.Equal(t, "two", string(msg))
+	expectAnswers(t, wait, conn, b)
+}
+
+// TestHeldFramesAnswerToReadContext checks that the held frames a reader sends before it
+// waits for the network answer to the read's context: a peer that does not read cannot
+// hold the read past it. Cut short, they stay held for the next write.
+func TestHeldFramesAnswerToReadContext(t *testing.T) {
+	wait := waitContext(t)
+	conn, nc, b := heldPipe(t, wait)
+	_, msg, err := conn.Read(wait)
+	require.NoError(t, err)
+	require.Equal(t, "two", string(msg))
+	// Nothing is buffered now: the next read sends "answer one" before it waits.
+	err = cutWhileWriting(t, wait, nc, func(ctx context.Context) error {
+		_, _, err := conn.Read(ctx)
+		return err
+	})
+	require.ErrorIs(t, err, context.Canceled)
+	expectAnswers(t, wait, conn, b)
 }

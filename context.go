@@ -63,6 +63,14 @@ func (w *ctxWatch) start(ctx context.Context) {
 	})
 }
 
+// current returns the context I/O in this direction answers to, or Background if none.
+func (w *ctxWatch) current() context.Context {
+	if w.ctx == nil {
+		return context.Background()
+	}
+	return w.ctx
+}
+
 // reset ends the registration, undoing the deadline if the context moved it.
 func (w *ctxWatch) reset() {
 	w.ctx = nil

@@ -365,10 +365,7 @@ func (c *Conn) unlockFrame(ctx context.Context) {
 // context ends before any byte of the pong left, the pong waits as above and answerPing
 // returns the context's error; once part of it left, the Conn is closed.
 func (c *Conn) answerPing(payload []byte) error {
-	ctx := c.rwatch.ctx
-	if ctx == nil {
-		ctx = context.Background() // the closing handshake's reads: their deadline bounds them
-	}
+	ctx := c.rwatch.current()
 	select {
 	case c.frameLock <- struct{}{}:
 	default:
