@@ -23,10 +23,13 @@ type ctxWatch struct {
 	write bool            // watch the write deadline, else the read deadline
 	ctx   context.Context // the context I/O answers to, nil for none
 	done  <-chan struct{} // Done of the context watched, nil for none
-	fired chan struct{}   // closed once the deadline has been moved
 
-	mu     sync.Mutex // guards stop and closed: close may be called from any goroutine
+	// The context's callback runs on a goroutine of its own, and close may be called
+	// from any goroutine.
+	mu     sync.Mutex // guards the fields below
 	stop   func() bool
+	gen    uint64 // counts registrations: a callback acts only for its own
+	moved  bool   // the current registration's callback moved the deadline
 	closed bool
 }
 
@@ -50,16 +53,21 @@ func (w *ctxWatch) start(ctx context.Context) {
 	if done == nil {
 		return
 	}
-	fired := make(chan struct{})
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return
 	}
-	w.done, w.fired = done, fired
+	w.done = done
+	w.gen++
+	gen := w.gen
 	w.stop = context.AfterFunc(ctx, func() {
-		w.setDeadline(aLongTimeAgo)
-		close(fired)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.gen == gen && !w.closed {
+			w.setDeadline(aLongTimeAgo)
+			w.moved = true
+		}
 	})
 }
 
@@ -80,12 +88,17 @@ func (w *ctxWatch) reset() {
 	w.mu.Lock()
 	stop := w.stop
 	w.stop = nil
+	w.gen++ // a callback that has not run yet does nothing
+	moved := w.moved
+	w.moved = false
 	w.mu.Unlock()
-	if stop != nil && !stop() {
-		<-w.fired
+	if stop != nil {
+		stop()
+	}
+	if moved {
 		w.setDeadline(time.Time{})
 	}
-	w.done, w.fired = nil, nil
+	w.done = nil
 }
 
 // close ends the registration for good, so that a long-lived context does not keep a
