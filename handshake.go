@@ -45,8 +45,9 @@ type AcceptOptions struct {
 	// when the Conn has read what was buffered and is about to wait for more: a peer
 	// that pipelines requests then gets many answers per system call. It suits a loop
 	// that answers each message and reads the next; a message written just before the
-	// reading stops may wait until the next read, Close or CloseNow. Default: false,
-	// every message is sent as it is written.
+	// reading stops may wait until the next read, Close or CloseNow. A held message is
+	// not dropped when a later write's context ends before anything was sent: it leaves
+	// with the write after. Default: false, every message is sent as it is written.
 	CoalesceWrites bool
 }
 
