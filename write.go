@@ -360,26 +360,13 @@ func (c *Conn) unlockFrame(ctx context.Context) {
 // the pong waits for the lock instead, and the goroutine that releases it sends it. A
 // pong still waiting when the next ping arrives answers that one only, as §5.5.3 allows.
 //
-// When the lock is free, the reader writes the pong itself, answering to the read's
+// When the lock is free, the reader sends the pong itself, answering to the read's
 // context, so that a peer that pings without reading cannot hold a read past it. If the
 // context ends before any byte of the pong left, the pong waits as above and answerPing
 // returns the context's error; once part of it left, the Conn is closed.
 func (c *Conn) answerPing(payload []byte) error {
-	ctx := c.rwatch.current()
-	select {
-	case c.frameLock <- struct{}{}:
-	default:
-		c.keepPong(payload, true)
-		return c.sendWaitingPong(ctx)
-	}
-	c.pongWaiting.Store(false) // this pong answers the waiting one's ping too
-	if err := c.sendPong(ctx, payload); err != nil {
-		c.keepPong(payload, false)
-		unlock(c.frameLock) // not unlockFrame: sending the pong now would block again
-		return err
-	}
-	c.unlockFrame(ctx)
-	return nil
+	c.keepPong(payload, true)
+	return c.sendWaitingPong(c.rwatch.current())
 }
 
 // keepPong makes payload the pong that waits for the frame lock. Unless it is the newest
@@ -392,7 +379,7 @@ func (c *Conn) keepPong(payload []byte, newest bool) {
 		return
 	}
 	if c.pong == nil {
-		c.pong = new([maxControlPayload]byte) // only for a Conn that ever needs it
+		c.pong = new([maxControlPayload]byte) // only for a Conn that is ever pinged
 	}
 	c.pongLen = copy(c.pong[:], payload)
 	c.pongWaiting.Store(true)
