@@ -61,8 +61,7 @@ type Conn struct {
 	readLock chan struct{}
 	rwatch   ctxWatch
 	rd       readState
-	ctrl     [maxControlPayload]byte // payload of the control frame being handled
-	readers  [2]messageReader        // what Reader hands out, message by message in turn
+	readers  [2]messageReader // what Reader hands out, message by message in turn
 
 	// Writing. msgLock keeps messages whole; frameLock keeps frames whole.
 	msgLock   chan struct{}

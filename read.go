@@ -372,19 +372,22 @@ func (c *Conn) nextDataFrame() (header, error) {
 			return h, nil
 		}
 		// Control payloads are at most 125 bytes: take the whole frame at once so that a
-		// read cut short leaves nothing half-consumed.
+		// read cut short leaves nothing half-consumed. It is handled where it lies in the
+		// buffer, and consumed after: handleControl keeps nothing that refers to the
+		// payload, and reads nothing before it is done with it (a client drains the
+		// connection after a close frame only once the payload is parsed).
 		b, err := c.rb.peek(n + int(h.length))
 		if err != nil {
 			return header{}, err
 		}
-		payload := c.ctrl[:copy(c.ctrl[:], b[n:])]
-		c.rb.discard(len(b))
+		payload := b[n:]
 		if h.masked {
 			mask(h.key, payload)
 		}
 		if err := c.handleControl(h.op, payload); err != nil {
 			return header{}, err
 		}
+		c.rb.discard(len(b))
 	}
 }
 
