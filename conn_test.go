@@ -1258,7 +1258,11 @@ func TestPongAnswersToReadContext(t *testing.T) {
 	})
 	require.ErrorIs(t, err, context.Canceled)
 
-	// The Conn is still usable, and the pong follows its next frame.
+	// The Conn is still usable: the ping was consumed, and the pong follows its next frame.
+	go b.Write(encodeFrame(frame{fin: true, op: opText, payload: []byte("next")}, true, 4))
+	_, msg, err := conn.Read(waitContext(t))
+	require.NoError(t, err)
+	assert.Equal(t, "next", string(msg))
 	expectPongAfterNextWrite(t, conn, bufio.NewReader(b), "there?")
 }
 

@@ -372,22 +372,14 @@ func (c *Conn) nextDataFrame() (header, error) {
 			return h, nil
 		}
 		// Control payloads are at most 125 bytes: take the whole frame at once so that a
-		// read cut short leaves nothing half-consumed. It is handled where it lies in the
-		// buffer, and consumed after: handleControl keeps nothing that refers to the
-		// payload, and reads nothing before it is done with it (a client drains the
-		// connection after a close frame only once the payload is parsed).
+		// read cut short leaves nothing half-consumed.
 		b, err := c.rb.peek(n + int(h.length))
 		if err != nil {
 			return header{}, err
 		}
-		payload := b[n:]
-		if h.masked {
-			mask(h.key, payload)
-		}
-		if err := c.handleControl(h.op, payload); err != nil {
+		if err := c.consumeControl(h, b, n); err != nil {
 			return header{}, err
 		}
-		c.rb.discard(len(b))
 	}
 }
 
@@ -427,6 +419,23 @@ func (c *Conn) peekHeader() (header, int, error) {
 		return header{}, 0, protocolError(StatusProtocolError, "client sent an unmasked frame")
 	}
 	return h, n, nil
+}
+
+// consumeControl consumes the control frame b, whose header is n bytes, and acts on it.
+// The frame is consumed first, whatever handling it leads to: a pong cut short by the
+// read's context must not leave its ping to be read again. Its payload is copied first,
+// since consuming may give the buffer back, into an array that lives on the stack only
+// while the frame is handled: not while the reader waits for the network.
+//
+//go:noinline
+func (c *Conn) consumeControl(h header, b []byte, n int) error {
+	var buf [maxControlPayload]byte
+	payload := buf[:copy(buf[:], b[n:])]
+	c.rb.discard(len(b))
+	if h.masked {
+		mask(h.key, payload)
+	}
+	return c.handleControl(h.op, payload)
 }
 
 // handleControl acts on a control frame received while reading.
