@@ -12,7 +12,8 @@
 #               (ours-msg and ours-bg are two more ways of using this module)
 #   DEFLATE_LIBS  servers of the echo-deflate scenario, which needs permessage-deflate
 #               [the -deflate server of each of LIBS that has one]
-#   SCENARIOS   which of echo-64 echo-4k echo-1m echo-deflate pipeline idle upgrade
+#   SCENARIOS   which of echo-64 echo-4k echo-1m echo-deflate pipeline pipeline-batch idle
+#               upgrade
 #               [all of them]
 #   SERVER_CPU, LOAD_CPU  CPUs to pin to [0, 1]
 #   RESULTS     file the JSON lines are appended to [a new temporary file]
@@ -26,7 +27,7 @@ DURATION=${DURATION:-5s}
 WARMUP=${WARMUP:-500ms}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 LIBS=(${LIBS:-ours gorilla coder gobwas gws floor})
-SCENARIOS=(${SCENARIOS:-echo-64 echo-4k echo-1m echo-deflate pipeline idle upgrade})
+SCENARIOS=(${SCENARIOS:-echo-64 echo-4k echo-1m echo-deflate pipeline pipeline-batch idle upgrade})
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 
@@ -78,6 +79,7 @@ scenario_args() {
     echo-1m) echo "-scenario echo -conns 8 -size 1048576" ;;
     echo-deflate) echo "-scenario echo-deflate -conns 64 -size 4096" ;;
     pipeline) echo "-scenario pipeline -conns 16 -inflight 16 -size 128" ;;
+    pipeline-batch) echo "-scenario pipeline-batch -conns 16 -inflight 16 -size 128" ;;
     idle) echo "-scenario idle -conns $IDLE_CONNS -size 64" ;;
     upgrade) echo "-scenario upgrade -conns 16" ;;
     *) echo "run.sh: unknown scenario $1" >&2; return 1 ;;

@@ -11,7 +11,9 @@
 //	echo          -conns connections each send a -size message and wait for its echo
 //	echo-deflate  the same with permessage-deflate: JSON records, compressed, which
 //	              the server must accept; it also reports the bytes on the wire
-//	pipeline      the same as echo with -inflight messages in flight per connection
+//	pipeline      the same as echo with -inflight messages in flight per connection,
+//	              each message sent with a write call of its own
+//	pipeline-batch  pipeline, with every message there is room for sent in one write
 //	idle          -conns connections opened, one echo each, then the server's RSS
 //	              growth per connection
 //	upgrade       handshakes per second, -conns workers
@@ -35,7 +37,7 @@ func main() {
 	flag.StringVar(&cfg.Scenario, "scenario", "echo", "one of: "+strings.Join(load.Scenarios, ", "))
 	flag.IntVar(&cfg.Conns, "conns", 64, "connections (echo, pipeline, idle) or workers (upgrade)")
 	flag.IntVar(&cfg.Size, "size", 64, "payload bytes per message")
-	flag.IntVar(&cfg.Inflight, "inflight", 16, "messages in flight per connection (pipeline)")
+	flag.IntVar(&cfg.Inflight, "inflight", 16, "messages in flight per connection (pipeline, pipeline-batch)")
 	flag.DurationVar(&cfg.Duration, "duration", 5e9, "measured time (echo, pipeline, upgrade)")
 	flag.DurationVar(&cfg.Warmup, "warmup", 5e8, "time run before measuring")
 	flag.DurationVar(&cfg.Settle, "settle", 1e9, "wait before reading the server's memory (idle)")

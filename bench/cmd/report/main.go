@@ -110,8 +110,8 @@ func (k key) String() string {
 		return fmt.Sprintf("idle: %d connections, one %s echo each", k.conns, bytesLabel(k.size))
 	case "upgrade":
 		return fmt.Sprintf("upgrade: %d workers", k.conns)
-	case "pipeline":
-		return fmt.Sprintf("pipeline: %s × %d conns × %d in flight", bytesLabel(k.size), k.conns, k.inflight)
+	case "pipeline", "pipeline-batch":
+		return fmt.Sprintf("%s: %s × %d conns × %d in flight", k.scenario, bytesLabel(k.size), k.conns, k.inflight)
 	}
 	return fmt.Sprintf("%s: %s × %d conns", k.scenario, bytesLabel(k.size), k.conns)
 }

@@ -54,6 +54,7 @@ func TestEchoServers(t *testing.T) {
 				{scenario: "echo", conns: 2, size: 65536, text: true},
 				{scenario: "echo", conns: 1, size: 300_000},
 				{scenario: "pipeline", conns: 2, size: 128, inflight: 4},
+				{scenario: "pipeline-batch", conns: 2, size: 128, inflight: 4},
 				{scenario: "idle", conns: 20, size: 64},
 				{scenario: "upgrade", conns: 2},
 			} {

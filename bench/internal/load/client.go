@@ -63,7 +63,7 @@ type client struct {
 	// JSON records and message k is pattern[i*size:(i+1)*size], i = k mod len(pmd.frames).
 	pattern, masked []byte
 	key             [4]byte
-	scratch         []byte // header and small payload, written in one call
+	scratch         []byte // the frames of one write call, or a large message's header
 	bufs            net.Buffers
 	ctrl            [125]byte
 
@@ -110,7 +110,7 @@ func newClient(nc net.Conn, o options) *client {
 		c.pattern[i] = byte(' ' + rng.IntN('~'-' '+1))
 		c.masked[i] = c.pattern[i] ^ c.key[i%4]
 	}
-	c.scratch = make([]byte, 0, 14+min(o.size, 64<<10))
+	c.scratch = make([]byte, 0, 14+min(o.size, largeMessage))
 	return c
 }
 
@@ -192,29 +192,66 @@ func (c *client) payload(k int) (send, want []byte) {
 
 // send writes message k: one masked frame, compressed if permessage-deflate was asked
 // for, or the bare bytes when raw.
-func (c *client) send(k int) error {
+func (c *client) send(k int) error { return c.sendBatch(k, 1) }
+
+// largeMessage is the size above which a message is written straight from the pattern,
+// on its own, rather than copied into scratch.
+const largeMessage = 64 << 10
+
+// sendBatch writes messages k to k+n-1. Unless they are large, they go out in one write
+// call, as a client that has several messages ready would send them.
+func (c *client) sendBatch(k, n int) error {
+	if c.pmd == nil && c.size > largeMessage {
+		for i := range n {
+			if err := c.sendLarge(k + i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	b := c.scratch[:0]
+	for i := range n {
+		var err error
+		if b, err = c.appendMessage(b, k+i); err != nil {
+			return err
+		}
+	}
+	c.scratch = b[:0] // keeps what it grew to
+	_, err := c.nc.Write(b)
+	return err
+}
+
+// appendMessage appends message k, as it goes on the wire, to b.
+func (c *client) appendMessage(b []byte, k int) ([]byte, error) {
 	p, want := c.payload(k)
 	if c.pmd != nil {
 		f, err := c.pmd.frame(k%len(c.pmd.frames), c.op, want, c.key)
 		if err != nil {
-			return err
+			return b, err
 		}
 		c.sentBytes += int64(len(f))
-		_, err = c.nc.Write(f)
-		return err
+		return append(b, f...), nil
 	}
+	n := len(b)
+	if !c.raw {
+		b = appendFrameHeader(b, c.op, len(p), c.key)
+	}
+	b = append(b, p...)
+	c.sentBytes += int64(len(b) - n)
+	return b, nil
+}
+
+// sendLarge writes large message k without copying its payload.
+func (c *client) sendLarge(k int) error {
+	p, _ := c.payload(k)
 	if c.raw {
 		c.sentBytes += int64(len(p))
 		_, err := c.nc.Write(p)
 		return err
 	}
-	b := appendFrameHeader(c.scratch[:0], c.op, len(p), c.key)
-	c.sentBytes += int64(len(b) + len(p))
-	if len(p) <= cap(c.scratch)-len(b) {
-		_, err := c.nc.Write(append(b, p...))
-		return err
-	}
-	c.bufs = append(c.bufs[:0], b, p)
+	h := appendFrameHeader(c.scratch[:0], c.op, len(p), c.key)
+	c.sentBytes += int64(len(h) + len(p))
+	c.bufs = append(c.bufs[:0], h, p)
 	_, err := c.bufs.WriteTo(c.nc)
 	return err
 }

@@ -184,3 +184,58 @@ func TestRunFailsOnCorruptEcho(t *testing.T) {
 	_, err = Run(Config{Addr: ln.Addr().String(), Scenario: "echo", Conns: 1, Size: 64, Messages: 3, Raw: true})
 	assert.ErrorIs(t, err, errValidation)
 }
+
+// writeCounter counts the write calls made on a connection.
+type writeCounter struct {
+	net.Conn
+	writes int
+}
+
+func (w *writeCounter) Write(p []byte) (int, error) {
+	w.writes++
+	return w.Conn.Write(p)
+}
+
+// TestSendBatch checks that a batch of small messages goes out in one write call, each
+// in a frame of its own, and that large messages still go out whole and in order.
+func TestSendBatch(t *testing.T) {
+	for _, tc := range []struct {
+		size, writes int
+		raw          bool
+	}{
+		{size: 128, writes: 1},
+		{size: 128, writes: 1, raw: true},
+		{size: largeMessage + 1, writes: 3, raw: true},
+		{size: largeMessage + 1, writes: 6}, // header and payload apart: writeCounter has no writev
+	} {
+		cn, sn := net.Pipe()
+		wc := &writeCounter{Conn: cn}
+		c := newClient(wc, options{size: tc.size, seed: 1, raw: tc.raw})
+		got := make(chan []byte, 1)
+		go func() {
+			b, _ := io.ReadAll(sn)
+			got <- b
+		}()
+		require.NoError(t, c.sendBatch(5, 3))
+		cn.Close()
+		b := <-got
+		sn.Close()
+		assert.Equal(t, tc.writes, wc.writes, "size %d raw %v", tc.size, tc.raw)
+		for k := 5; k < 8; k++ {
+			_, want := c.payload(k)
+			if !tc.raw {
+				hdr := len(appendFrameHeader(nil, opBinary, tc.size, c.key))
+				require.GreaterOrEqual(t, len(b), hdr+tc.size)
+				p := b[hdr : hdr+tc.size]
+				for i := range p {
+					p[i] ^= c.key[i%4]
+				}
+				b = b[hdr:]
+			}
+			require.GreaterOrEqual(t, len(b), tc.size)
+			assert.Equal(t, want, b[:tc.size], "message %d, size %d raw %v", k, tc.size, tc.raw)
+			b = b[tc.size:]
+		}
+		assert.Empty(t, b)
+	}
+}

@@ -23,12 +23,15 @@ import (
 //	              echo, and repeats
 //	echo-deflate  echo with permessage-deflate (RFC 7692): the messages are JSON records,
 //	              compressed; the server must accept the extension
-//	pipeline      like echo, with Inflight messages in flight on each connection
+//	pipeline      like echo, with Inflight messages in flight on each connection, each
+//	              message sent with a write call of its own
+//	pipeline-batch  pipeline, with every message there is room for sent in one write
+//	              call, as a client with messages queued sends them
 //	idle          opens Conns connections, echoes one message on each, then measures
 //	              the server's resident memory per open connection
 //	upgrade       Conns workers each open a connection, complete the handshake and
 //	              drop it, over and over
-var Scenarios = []string{"echo", "echo-deflate", "pipeline", "idle", "upgrade"}
+var Scenarios = []string{"echo", "echo-deflate", "pipeline", "pipeline-batch", "idle", "upgrade"}
 
 // Config is one run.
 type Config struct {
@@ -38,7 +41,7 @@ type Config struct {
 	Scenario string        // one of Scenarios
 	Conns    int           // connections (echo, pipeline, idle) or workers (upgrade)
 	Size     int           // payload bytes per message
-	Inflight int           // messages in flight per connection (pipeline)
+	Inflight int           // messages in flight per connection (pipeline, pipeline-batch)
 	Duration time.Duration // measured time (echo, pipeline, upgrade)
 	Messages int           // if > 0, each connection or worker stops after this many, and all are measured
 	Warmup   time.Duration // time run but not measured before Duration
@@ -123,7 +126,7 @@ func Run(cfg Config) (Result, error) {
 		}
 		cfg.Inflight = 1
 		err = runTimed(cfg, &res, echoWorker)
-	case "pipeline":
+	case "pipeline", "pipeline-batch":
 		res.Inflight = cfg.Inflight
 		err = runTimed(cfg, &res, pipelineWorker)
 	case "idle":
@@ -316,7 +319,8 @@ func echoWorker(r *run, id int) error {
 }
 
 // pipelineWorker keeps cfg.Inflight messages in flight: a writer sends while there is
-// room, the reader takes each echo and frees its slot.
+// room (in pipeline-batch, all it has room for in one write), and the reader takes each
+// echo and frees its slot.
 func pipelineWorker(r *run, id int) error {
 	c, err := dial(r.cfg.Addr, r.cfg.options(id))
 	if err != nil {
@@ -329,20 +333,36 @@ func pipelineWorker(r *run, id int) error {
 	sent := make(chan time.Time, r.cfg.Inflight)
 	failed := make(chan struct{})
 	werr := make(chan error, 1)
+	batch := r.cfg.Scenario == "pipeline-batch"
 	go func() {
 		defer close(sent)
-		for k := 0; !r.done(k); k++ {
+		for k := 0; !r.done(k); {
 			select {
 			case slots <- struct{}{}:
 			case <-failed:
 				werr <- nil
 				return
 			}
-			sent <- time.Now()
-			if err := c.send(k); err != nil {
+			// In a batch, every slot free by now is filled by the same write.
+			n := 1
+		more:
+			for batch && !r.done(k+n) {
+				select {
+				case slots <- struct{}{}:
+					n++
+				default:
+					break more
+				}
+			}
+			now := time.Now()
+			for range n {
+				sent <- now
+			}
+			if err := c.sendBatch(k, n); err != nil {
 				werr <- err
 				return
 			}
+			k += n
 		}
 		werr <- nil
 	}()
