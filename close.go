@@ -158,19 +158,18 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 
 	// Wait for the peer's close frame: read it ourselves unless some other goroutine is
 	// reading already, in which case it tears the connection down when the frame comes.
-	timer := time.NewTimer(c.closeTimeout)
-	defer timer.Stop()
-	select {
-	case c.readLock <- struct{}{}:
+	ctx, cancel := context.WithTimeout(context.Background(), c.closeTimeout)
+	defer cancel()
+	switch {
+	case c.readLock.lock(ctx, c.closed):
 		c.rwatch.deadline(time.Now().Add(c.closeTimeout))
 		var err error
 		for err == nil {
 			_, err = c.beginMessage()
 		}
 		c.readResult(context.Background(), err)
-		unlock(c.readLock)
-	case <-c.closed:
-	case <-timer.C:
+		c.readLock.unlock()
+	case !c.isClosed():
 		c.teardown(errCloseTimeout)
 	}
 	c.errMu.Lock()

@@ -121,9 +121,8 @@ func (c *Conn) beforeWait() {
 // zero, bounds it instead.
 func (c *Conn) sendHeld(ctx context.Context, timeout time.Duration) {
 	co := c.co
-	for co.n.Load() > 0 {
-		select {
-		case c.frameLock <- struct{}{}:
+	for co.n.Load() > 0 && !c.isClosed() {
+		if c.frameLock.tryLock() {
 			if co.n.Load() > 0 && !c.closeSent {
 				if timeout > 0 {
 					c.wwatch.deadline(time.Now().Add(timeout))
@@ -135,17 +134,14 @@ func (c *Conn) sendHeld(ctx context.Context, timeout time.Duration) {
 					c.wwatch.deadline(time.Time{})
 				}
 				if c.writeResult(ctx, wrote, err) != nil {
-					unlock(c.frameLock) // not unlockFrame: a waiting pong would block again
+					c.frameLock.unlock() // not unlockFrame: a waiting pong would block again
 					return
 				}
 			}
 			c.unlockFrame(ctx)
 			return
-		case <-c.closed:
-			return
-		default:
-			runtime.Gosched()
 		}
+		runtime.Gosched()
 	}
 }
 

@@ -58,15 +58,15 @@ type Conn struct {
 	closeTimeout time.Duration
 
 	// Reading. Everything below readLock is owned by the goroutine holding it.
-	readLock chan struct{}
+	readLock mutex
 	rwatch   ctxWatch
 	rd       readState
 	readers  [2]messageReader // what Reader hands out, message by message in turn
 
 	// Writing. msgLock keeps messages whole; frameLock keeps frames whole.
-	msgLock   chan struct{}
+	msgLock   mutex
 	wbuf      *[maxHeaderSize + writeBufferSize]byte // data frames are built here; owned by the msgLock holder, pooled
-	frameLock chan struct{}
+	frameLock mutex
 	wwatch    ctxWatch                                // owned by the frameLock holder
 	cbuf      [maxHeaderSize + maxControlPayload]byte // control frames; owned by the frameLock holder
 	closeSent bool                                    // guarded by frameLock
@@ -98,9 +98,6 @@ func newConn(nc net.Conn, br *bufio.Reader, client bool, subprotocol string) *Co
 		client:       client,
 		subprotocol:  subprotocol,
 		closeTimeout: defaultCloseTimeout,
-		readLock:     make(chan struct{}, 1),
-		msgLock:      make(chan struct{}, 1),
-		frameLock:    make(chan struct{}, 1),
 		closed:       make(chan struct{}),
 	}
 	var prefix []byte
@@ -176,29 +173,21 @@ func (c *Conn) gotPong(payload []byte) {
 	c.pingMu.Unlock()
 }
 
-// lock takes l, a one-slot channel used as a mutex, unless ctx is done or the Conn is
-// closed.
-func (c *Conn) lock(ctx context.Context, l chan struct{}) error {
-	select {
-	case l <- struct{}{}:
-	default:
-		select {
-		case l <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-c.closed:
+// lock takes l unless ctx is done or the Conn is closed.
+func (c *Conn) lock(ctx context.Context, l *mutex) error {
+	if !l.lock(ctx, c.closed) {
+		if c.isClosed() {
 			return c.closedErr()
 		}
+		return ctx.Err()
 	}
 	// Once closed, nothing more is read or written, not even what is buffered.
 	if c.isClosed() {
-		unlock(l)
+		l.unlock()
 		return c.closedErr()
 	}
 	return nil
 }
-
-func unlock(l chan struct{}) { <-l }
 
 // closedErr returns the error every call gives once the Conn is closed.
 func (c *Conn) closedErr() error {

@@ -866,14 +866,14 @@ func TestContextMidFrameClosesConn(t *testing.T) {
 
 func TestSecondReaderWaits(t *testing.T) {
 	server, client := pipePair(t)
-	server.readLock <- struct{}{} // as if another goroutine were reading
+	require.True(t, server.readLock.tryLock()) // as if another goroutine were reading
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, _, err := server.Read(ctx)
 	assert.ErrorIs(t, err, context.Canceled)
 	_, _, err = server.Reader(ctx)
 	assert.ErrorIs(t, err, context.Canceled)
-	<-server.readLock
+	server.readLock.unlock()
 
 	errc := make(chan error, 1)
 	go func() { errc <- client.Write(context.Background(), MessageText, []byte("turn")) }()

@@ -35,10 +35,10 @@ type readState struct {
 // If ctx ends the call between frames, Read returns ctx.Err() and the Conn stays usable;
 // if it ends it in the middle of a frame, the Conn is closed.
 func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
-	if err := c.lock(ctx, c.readLock); err != nil {
+	if err := c.lock(ctx, &c.readLock); err != nil {
 		return 0, nil, err
 	}
-	defer unlock(c.readLock)
+	defer c.readLock.unlock()
 	c.rwatch.start(ctx)
 	typ, b, err := c.readMessage()
 	return typ, b, c.readResult(ctx, err)
@@ -97,10 +97,10 @@ func (c *Conn) room(have int) int {
 // streaming allocates nothing. Its reads honour ctx as Read does; they may be made from
 // any one goroutine at a time.
 func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
-	if err := c.lock(ctx, c.readLock); err != nil {
+	if err := c.lock(ctx, &c.readLock); err != nil {
 		return 0, nil, err
 	}
-	defer unlock(c.readLock)
+	defer c.readLock.unlock()
 	c.rwatch.start(ctx)
 	typ, err := c.beginMessage()
 	if err = c.readResult(ctx, err); err != nil {
@@ -126,10 +126,10 @@ type messageReader struct {
 
 func (r *messageReader) Read(p []byte) (int, error) {
 	c := r.c
-	if err := c.lock(r.ctx, c.readLock); err != nil {
+	if err := c.lock(r.ctx, &c.readLock); err != nil {
 		return 0, err
 	}
-	defer unlock(c.readLock)
+	defer c.readLock.unlock()
 	if r.msg != c.rd.msg || !c.rd.open {
 		if r.eof || r.msg == c.rd.msg {
 			r.eof = true

@@ -36,10 +36,10 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if typ != MessageText && typ != MessageBinary {
 		return errBadMessageType
 	}
-	if err := c.lock(ctx, c.msgLock); err != nil {
+	if err := c.lock(ctx, &c.msgLock); err != nil {
 		return err
 	}
-	defer unlock(c.msgLock)
+	defer c.msgLock.unlock()
 	defer c.releaseBuffer()
 	if c.deflate && len(p) >= compressThreshold {
 		w := c.newWriter(ctx, typ)
@@ -64,11 +64,11 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 	if typ != MessageText && typ != MessageBinary {
 		return nil, errBadMessageType
 	}
-	if err := c.lock(ctx, c.msgLock); err != nil {
+	if err := c.lock(ctx, &c.msgLock); err != nil {
 		return nil, err
 	}
 	if c.isClosed() {
-		unlock(c.msgLock)
+		c.msgLock.unlock()
 		return nil, c.closedErr()
 	}
 	w := c.newWriter(ctx, typ)
@@ -138,7 +138,7 @@ func (w *messageWriter) Close() error {
 		return errWriterClosed
 	}
 	w.closed = true
-	defer unlock(w.c.msgLock)
+	defer w.c.msgLock.unlock()
 	defer w.c.releaseBuffer()
 	if w.dz != nil {
 		return w.endDeflate()
@@ -282,7 +282,7 @@ func (c *Conn) controlFrame(op opcode, payload []byte) []byte {
 // lockFrame takes the frame lock for one frame, unless our close frame has gone out:
 // nothing may follow it (RFC 6455 §5.5.1).
 func (c *Conn) lockFrame(ctx context.Context) error {
-	if err := c.lock(ctx, c.frameLock); err != nil {
+	if err := c.lock(ctx, &c.frameLock); err != nil {
 		return err
 	}
 	if c.closeSent {
@@ -324,14 +324,13 @@ func (c *Conn) sendClose(code StatusCode, reason string) error {
 	if err != nil {
 		return err
 	}
-	timer := time.NewTimer(c.closeTimeout)
-	defer timer.Stop()
-	select {
-	case c.frameLock <- struct{}{}:
-	case <-timer.C:
+	ctx, cancel := context.WithTimeout(context.Background(), c.closeTimeout)
+	defer cancel()
+	if !c.frameLock.lock(ctx, c.closed) {
+		if c.isClosed() {
+			return c.closedErr()
+		}
 		return fmt.Errorf("websocket: no close frame sent: a write held the connection for %v", c.closeTimeout)
-	case <-c.closed:
-		return c.closedErr()
 	}
 	defer c.unlockFrame(context.Background())
 	if c.closeSent {
@@ -348,7 +347,7 @@ func (c *Conn) sendClose(code StatusCode, reason string) error {
 // while the lock was held, if any, answering to ctx: the context of the call that held the
 // lock. A pong that ctx cuts short before any byte left waits for the next holder.
 func (c *Conn) unlockFrame(ctx context.Context) {
-	unlock(c.frameLock)
+	c.frameLock.unlock()
 	if c.pongWaiting.Load() {
 		c.sendWaitingPong(ctx)
 	}
@@ -390,9 +389,7 @@ func (c *Conn) keepPong(payload []byte, newest bool) {
 // comes before the attempt to lock, and the release after the attempt failed.
 func (c *Conn) sendWaitingPong(ctx context.Context) error {
 	for c.pongWaiting.Load() {
-		select {
-		case c.frameLock <- struct{}{}:
-		default:
+		if !c.frameLock.tryLock() {
 			return nil
 		}
 		if c.pongWaiting.Swap(false) {
@@ -402,11 +399,11 @@ func (c *Conn) sendWaitingPong(ctx context.Context) error {
 			c.pongMu.Unlock()
 			if err := c.sendPong(ctx, payload[:n]); err != nil {
 				c.keepPong(payload[:n], false)
-				unlock(c.frameLock)
+				c.frameLock.unlock()
 				return err
 			}
 		}
-		unlock(c.frameLock)
+		c.frameLock.unlock()
 	}
 	return nil
 }

@@ -1,0 +1,110 @@
+package websocket
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestMutexTryLock(t *testing.T) {
+	var m mutex
+	require.True(t, m.tryLock())
+	assert.False(t, m.tryLock(), "held")
+	m.unlock()
+	assert.True(t, m.tryLock(), "released")
+}
+
+// TestMutexWaiterWakes blocks a goroutine in lock and checks that unlock hands the mutex
+// over.
+func TestMutexWaiterWakes(t *testing.T) {
+	var m mutex
+	require.True(t, m.tryLock())
+	got := make(chan bool)
+	go func() { got <- m.lock(context.Background(), nil) }()
+	waitContended(t, &m)
+	m.unlock()
+	assert.True(t, <-got)
+	assert.False(t, m.tryLock(), "the waiter holds it")
+}
+
+// TestMutexWaiterGivesUp checks that a waiter stops when its context ends or the Conn's
+// closed channel closes, and that a waiter that gave up leaves no one stranded: the
+// next one is still woken by unlock.
+func TestMutexWaiterGivesUp(t *testing.T) {
+	for _, by := range []string{"context", "closed"} {
+		t.Run(by, func(t *testing.T) {
+			var m mutex
+			require.True(t, m.tryLock())
+			ctx, cancel := context.WithCancel(context.Background())
+			closed := make(chan struct{})
+			gaveUp := make(chan bool)
+			go func() { gaveUp <- m.lock(ctx, closed) }()
+			waitContended(t, &m)
+			if by == "context" {
+				cancel()
+			} else {
+				close(closed)
+			}
+			assert.False(t, <-gaveUp)
+			cancel()
+
+			got := make(chan bool)
+			go func() { got <- m.lock(context.Background(), nil) }()
+			// The state is contended already, from the first waiter; the second one
+			// may not be asleep yet when unlock runs, which it must survive too.
+			m.unlock()
+			assert.True(t, <-got)
+		})
+	}
+}
+
+// TestMutexExcludes has goroutines take the mutex many times, some of them with contexts
+// that end while they wait, and checks that no two ever hold it at once (the race
+// detector watches the counter too) and that every lock that succeeded was counted.
+func TestMutexExcludes(t *testing.T) {
+	var m mutex
+	var held, count, succeeded int
+	var smu sync.Mutex
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				ctx, cancel := context.WithCancel(context.Background())
+				if (g+i)%5 == 0 {
+					cancel() // may give up, or may find the mutex free
+				}
+				if m.lock(ctx, nil) {
+					held++
+					if held != 1 {
+						t.Errorf("%d goroutines hold the mutex", held)
+					}
+					count++
+					held--
+					m.unlock()
+					smu.Lock()
+					succeeded++
+					smu.Unlock()
+				}
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, succeeded, count)
+	assert.Greater(t, succeeded, 8*2000*3/4, "most locks have no ended context")
+}
+
+// waitContended waits until a goroutine has marked m contended, which it does just
+// before it sleeps.
+func waitContended(t *testing.T, m *mutex) {
+	t.Helper()
+	for m.state.Load() != contended {
+		runtime.Gosched()
+	}
+}
