@@ -44,8 +44,8 @@ const defaultReadLimit = 1 << 20
 type Conn struct {
 	nc          net.Conn
 	rb          readBuffer
-	client      bool // masks the frames it sends and expects unmasked ones (RFC 6455 §5.1)
 	subprotocol string
+	client      bool // masks the frames it sends and expects unmasked ones (RFC 6455 §5.1)
 
 	// permessage-deflate (RFC 7692), when the handshake negotiated it.
 	deflate    bool
@@ -67,13 +67,13 @@ type Conn struct {
 	msgLock   mutex
 	wbuf      *[maxHeaderSize + writeBufferSize]byte // data frames are built here; owned by the msgLock holder, pooled
 	frameLock mutex
-	wwatch    ctxWatch                                // owned by the frameLock holder
-	cbuf      [maxHeaderSize + maxControlPayload]byte // control frames; owned by the frameLock holder
-	closeSent bool                                    // guarded by frameLock
-	vec       [3][]byte                               // writev's slices; owned by the frameLock holder
-	vecs      net.Buffers                             // the part of vec in use
-	writers   [2]messageWriter                        // what Writer hands out, in turn; owned by the msgLock holder
-	written   uint64                                  // messages begun by Writer; owned by the msgLock holder
+	wwatch    ctxWatch              // owned by the frameLock holder
+	cbuf      [maxControlFrame]byte // control frames and the headers of large data frames; owned by the frameLock holder
+	closeSent bool                  // guarded by frameLock
+	vec       [3][]byte             // writev's slices; owned by the frameLock holder
+	vecs      net.Buffers           // the part of vec in use
+	writers   [2]messageWriter      // what Writer hands out, in turn; owned by the msgLock holder
+	written   uint64                // messages begun by Writer; owned by the msgLock holder
 
 	// Closing.
 	closeOnce sync.Once

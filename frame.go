@@ -60,6 +60,9 @@ const (
 	maxHeaderSize = 2 + 8 + 4
 	// maxControlPayload is the largest payload a control frame may carry (§5.5).
 	maxControlPayload = 125
+	// maxControlFrame is the longest control frame: its length fits the header's first
+	// two bytes, which a masking key may follow.
+	maxControlFrame = 2 + 4 + maxControlPayload
 )
 
 // header is one decoded frame header.
