@@ -883,6 +883,41 @@ func TestSecondReaderWaits(t *testing.T) {
 	require.NoError(t, <-errc)
 }
 
+// TestWriteWaitsForOpenWriter checks that a Write waits while another goroutine's
+// message is open, and that a waiting Write gives up when its context ends or the Conn
+// closes.
+func TestWriteWaitsForOpenWriter(t *testing.T) {
+	server, client := pipePair(t)
+	w, err := client.Writer(context.Background(), MessageText)
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	assert.ErrorIs(t, client.Write(ctx, MessageText, []byte("never")), context.Canceled)
+
+	errc := make(chan error, 1)
+	go func() { errc <- client.Write(context.Background(), MessageText, []byte("second")) }()
+	waitContended(t, &client.msgLock)
+	go func() {
+		_, err := w.Write([]byte("first"))
+		errc <- errors.Join(err, w.Close())
+	}()
+	for _, want := range []string{"first", "second"} {
+		_, msg, err := server.Read(context.Background())
+		require.NoError(t, err)
+		assert.Equal(t, want, string(msg))
+	}
+	require.NoError(t, <-errc)
+	require.NoError(t, <-errc)
+
+	_, err = client.Writer(context.Background(), MessageText)
+	require.NoError(t, err)
+	go func() { errc <- client.Write(context.Background(), MessageText, []byte("closed")) }()
+	waitContended(t, &client.msgLock)
+	require.NoError(t, client.CloseNow())
+	assert.ErrorIs(t, <-errc, net.ErrClosed)
+}
+
 // TestReaderDiscardsUnreadRest leaves a message half read and reads the next one, whole
 // or streamed: the rest of the first is discarded, and its reader refused from then on,
 // while the next message is still being streamed too.
