@@ -8,7 +8,7 @@ import (
 // mutex is a lock whose waiters can give up: a call waiting to read or write stops when
 // its context ends or the Conn closes, which sync.Mutex cannot do. Taking a free mutex is
 // one compare-and-swap and allocates nothing; the channel that waiters sleep on is made
-// the first time one has to, which for most connections is never.
+// the first time one has to.
 type mutex struct {
 	state atomic.Int32
 	// wake holds at most one wake-up, posted by unlock when goroutines may be waiting.

@@ -67,10 +67,6 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 	if err := c.lock(ctx, &c.msgLock); err != nil {
 		return nil, err
 	}
-	if c.isClosed() {
-		c.msgLock.unlock()
-		return nil, c.closedErr()
-	}
 	w := c.newWriter(ctx, typ)
 	if c.deflate {
 		w.startDeflate()
