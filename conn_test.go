@@ -897,7 +897,7 @@ func TestWriteWaitsForOpenWriter(t *testing.T) {
 
 	errc := make(chan error, 1)
 	go func() { errc <- client.Write(context.Background(), MessageText, []byte("second")) }()
-	waitContended(t, &client.msgLock)
+	waitWaiters(t, &client.msgLock, 1)
 	go func() {
 		_, err := w.Write([]byte("first"))
 		errc <- errors.Join(err, w.Close())
@@ -913,9 +913,62 @@ func TestWriteWaitsForOpenWriter(t *testing.T) {
 	_, err = client.Writer(context.Background(), MessageText)
 	require.NoError(t, err)
 	go func() { errc <- client.Write(context.Background(), MessageText, []byte("closed")) }()
-	waitContended(t, &client.msgLock)
+	waitWaiters(t, &client.msgLock, 1)
 	require.NoError(t, client.CloseNow())
 	assert.ErrorIs(t, <-errc, net.ErrClosed)
+}
+
+// TestPingGoesOutBetweenFramesOfAStream checks that a control frame waiting for the
+// frame lock goes out before the next frame of a message being streamed: the writer that
+// releases the lock must not take it back ahead of the waiter.
+func TestPingGoesOutBetweenFramesOfAStream(t *testing.T) {
+	a, b := net.Pipe()
+	conn := newConn(a, nil, false, "")
+	t.Cleanup(func() {
+		conn.CloseNow()
+		b.Close()
+	})
+	chunk := payloadOf(2 * writeBufferSize) // larger than the buffer: a frame of its own
+	streamed := make(chan error, 1)
+	go func() {
+		w, err := conn.Writer(context.Background(), MessageBinary)
+		for range 3 {
+			if err == nil {
+				_, err = w.Write(chunk)
+			}
+		}
+		if err == nil {
+			err = w.Close()
+		}
+		streamed <- err
+	}()
+	// The first frame has begun: net.Pipe makes the writer wait until it is read.
+	br := bufio.NewReader(b)
+	_, err := br.Peek(1)
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	pinged := make(chan error, 1)
+	go func() { pinged <- conn.Ping(ctx) }()
+	waitWaiters(t, &conn.frameLock, 1)
+
+	f, err := readRawFrame(br)
+	require.NoError(t, err)
+	assert.Equal(t, opBinary, f.op)
+	f, err = readRawFrame(br)
+	require.NoError(t, err)
+	assert.Equal(t, opPing, f.op, "the next data frame went out ahead of the waiting ping")
+
+	cancel()
+	assert.ErrorIs(t, <-pinged, context.Canceled)
+	for {
+		f, err := readRawFrame(br)
+		require.NoError(t, err)
+		if f.fin {
+			break
+		}
+	}
+	require.NoError(t, <-streamed)
 }
 
 // TestReaderDiscardsUnreadRest leaves a message half read and reads the next one, whole

@@ -2,27 +2,36 @@ package websocket
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"sync/atomic"
 )
 
 // mutex is a lock whose waiters can give up: a call waiting to read or write stops when
 // its context ends or the Conn closes, which sync.Mutex cannot do. Taking a free mutex is
-// one compare-and-swap and allocates nothing; the channel that waiters sleep on is made
-// the first time one has to.
+// one compare-and-swap and allocates nothing.
+//
+// Waiters are served in turn, and unlock hands the mutex straight to the first of them:
+// a writer that releases the frame lock between two frames of a long message cannot take
+// it back ahead of a control frame waiting for it.
 type mutex struct {
 	state atomic.Int32
-	// wake holds at most one wake-up, posted by unlock when goroutines may be waiting.
-	// A waiter that gives up may leave it unused; the next waiter then wakes once for
-	// nothing and looks again.
-	wake atomic.Pointer[chan struct{}]
+	waits atomic.Pointer[waitQueue] // made the first time a goroutine has to wait
 }
 
-// The states of a mutex.
+// The states of a mutex. Only a goroutine holding the queue's lock moves it out of
+// contended.
 const (
 	unlocked  int32 = iota
 	locked          // and no goroutine waits
-	contended       // locked, and goroutines may be waiting
+	contended       // locked, and goroutines wait in the queue
 )
+
+// waitQueue holds the goroutines waiting for a mutex, first come first.
+type waitQueue struct {
+	mu    sync.Mutex
+	turns []chan struct{} // closed to hand the mutex over
+}
 
 func (m *mutex) tryLock() bool { return m.state.CompareAndSwap(unlocked, locked) }
 
@@ -31,41 +40,67 @@ func (m *mutex) lock(ctx context.Context, closed <-chan struct{}) bool {
 	if m.tryLock() {
 		return true
 	}
-	wake := m.wakeChan()
-	for {
-		// Mark m contended, so that its unlock posts a wake-up; if it was unlocked
-		// meanwhile, it is ours (and its unlock posts a wake-up that may be for nobody).
-		if m.state.Swap(contended) == unlocked {
+	q := m.queue()
+	q.mu.Lock()
+	for !m.state.CompareAndSwap(locked, contended) && m.state.Load() != contended {
+		if m.tryLock() { // unlocked meanwhile
+			q.mu.Unlock()
 			return true
 		}
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			return false
-		case <-closed:
-			return false
-		}
 	}
+	turn := make(chan struct{})
+	q.turns = append(q.turns, turn)
+	q.mu.Unlock()
+
+	select {
+	case <-turn:
+		return true
+	case <-ctx.Done():
+	case <-closed:
+	}
+	q.mu.Lock()
+	select {
+	case <-turn:
+		// Handed over while giving up: pass it on.
+		q.mu.Unlock()
+		m.unlock()
+		return false
+	default:
+	}
+	q.turns = slices.DeleteFunc(q.turns, func(c chan struct{}) bool { return c == turn })
+	if len(q.turns) == 0 {
+		m.state.Store(locked)
+	}
+	q.mu.Unlock()
+	return false
 }
 
 func (m *mutex) unlock() {
-	if m.state.Swap(unlocked) == contended {
-		// A waiter made the channel before it marked m contended.
-		select {
-		case *m.wake.Load() <- struct{}{}:
-		default: // a wake-up is waiting to be taken already
-		}
+	if m.state.CompareAndSwap(locked, unlocked) {
+		return
 	}
+	// Contended: a waiter made the queue before it said so.
+	q := m.waits.Load()
+	q.mu.Lock()
+	if len(q.turns) == 0 {
+		// Every waiter gave up since this unlock found the mutex contended.
+		m.state.Store(unlocked)
+	} else {
+		turn := q.turns[0]
+		q.turns = slices.Delete(q.turns, 0, 1)
+		if len(q.turns) == 0 {
+			m.state.Store(locked)
+		}
+		close(turn) // the mutex stays locked: it is the first waiter's now
+	}
+	q.mu.Unlock()
 }
 
-// wakeChan returns the channel waiters sleep on, making it if no goroutine has waited yet.
-func (m *mutex) wakeChan() chan struct{} {
-	if p := m.wake.Load(); p != nil {
-		return *p
+// queue returns m's wait queue, making it if no goroutine has waited yet.
+func (m *mutex) queue() *waitQueue {
+	if q := m.waits.Load(); q != nil {
+		return q
 	}
-	ch := make(chan struct{}, 1)
-	if m.wake.CompareAndSwap(nil, &ch) {
-		return ch
-	}
-	return *m.wake.Load()
+	m.waits.CompareAndSwap(nil, new(waitQueue))
+	return m.waits.Load()
 }

@@ -18,17 +18,26 @@ func TestMutexTryLock(t *testing.T) {
 	assert.True(t, m.tryLock(), "released")
 }
 
-// TestMutexWaiterWakes blocks a goroutine in lock and checks that unlock hands the mutex
-// over.
-func TestMutexWaiterWakes(t *testing.T) {
+// TestMutexHandsOver blocks goroutines in lock and checks that unlock hands the mutex to
+// the first of them: the goroutine that released it cannot take it back ahead of them.
+func TestMutexHandsOver(t *testing.T) {
 	var m mutex
 	require.True(t, m.tryLock())
-	got := make(chan bool)
-	go func() { got <- m.lock(context.Background(), nil) }()
-	waitContended(t, &m)
+	first := make(chan bool)
+	go func() { first <- m.lock(context.Background(), nil) }()
+	waitWaiters(t, &m, 1)
+	second := make(chan bool)
+	go func() { second <- m.lock(context.Background(), nil) }()
+	waitWaiters(t, &m, 2)
+
 	m.unlock()
-	assert.True(t, <-got)
-	assert.False(t, m.tryLock(), "the waiter holds it")
+	assert.False(t, m.tryLock(), "taken back ahead of the waiters")
+	assert.True(t, <-first)
+	m.unlock()
+	assert.False(t, m.tryLock(), "taken back ahead of the second waiter")
+	assert.True(t, <-second)
+	m.unlock()
+	assert.True(t, m.tryLock(), "free once no one waits")
 }
 
 // TestMutexWaiterGivesUp checks that a waiter stops when its context ends or the Conn's
@@ -43,7 +52,7 @@ func TestMutexWaiterGivesUp(t *testing.T) {
 			closed := make(chan struct{})
 			gaveUp := make(chan bool)
 			go func() { gaveUp <- m.lock(ctx, closed) }()
-			waitContended(t, &m)
+			waitWaiters(t, &m, 1)
 			if by == "context" {
 				cancel()
 			} else {
@@ -54,10 +63,11 @@ func TestMutexWaiterGivesUp(t *testing.T) {
 
 			got := make(chan bool)
 			go func() { got <- m.lock(context.Background(), nil) }()
-			// The state is contended already, from the first waiter; the second one
-			// may not be asleep yet when unlock runs, which it must survive too.
+			waitWaiters(t, &m, 1)
 			m.unlock()
 			assert.True(t, <-got)
+			m.unlock()
+			assert.True(t, m.tryLock(), "free once no one waits")
 		})
 	}
 }
@@ -100,11 +110,18 @@ func TestMutexExcludes(t *testing.T) {
 	assert.Greater(t, succeeded, 8*2000*3/4, "most locks have no ended context")
 }
 
-// waitContended waits until a goroutine has marked m contended, which it does just
-// before it sleeps.
-func waitContended(t *testing.T, m *mutex) {
+// waitWaiters waits until n goroutines wait in m's queue.
+func waitWaiters(t *testing.T, m *mutex, n int) {
 	t.Helper()
-	for m.state.Load() != contended {
+	for {
+		if q := m.waits.Load(); q != nil {
+			q.mu.Lock()
+			k := len(q.turns)
+			q.mu.Unlock()
+			if k >= n {
+				return
+			}
+		}
 		runtime.Gosched()
 	}
 }
