@@ -922,12 +922,7 @@ func TestWriteWaitsForOpenWriter(t *testing.T) {
 // frame lock goes out before the next frame of a message being streamed: the writer that
 // releases the lock must not take it back ahead of the waiter.
 func TestPingGoesOutBetweenFramesOfAStream(t *testing.T) {
-	a, b := net.Pipe()
-	conn := newConn(a, nil, false, "")
-	t.Cleanup(func() {
-		conn.CloseNow()
-		b.Close()
-	})
+	conn, b := serverOverPipe(t)
 	chunk := payloadOf(2 * writeBufferSize) // larger than the buffer: a frame of its own
 	streamed := make(chan error, 1)
 	go func() {
@@ -1211,12 +1206,7 @@ func TestReadAllocatesOnlyItsMessage(t *testing.T) {
 // stops neither the reader nor the pong: the reader goes on delivering messages, and the
 // pong follows the frame being written.
 func TestPingWhileWriteBlocks(t *testing.T) {
-	a, b := net.Pipe()
-	conn := newConn(a, nil, false, "")
-	t.Cleanup(func() {
-		conn.CloseNow()
-		b.Close()
-	})
+	conn, b := serverOverPipe(t)
 	big := payloadOf(64 << 10)
 	wrote := make(chan error, 1)
 	go func() { wrote <- conn.Write(context.Background(), MessageBinary, big) }()

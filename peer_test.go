@@ -30,6 +30,19 @@ func pipePair(t *testing.T) (server, client *Conn) {
 	return server, client
 }
 
+// serverOverPipe returns a server Conn and the raw end of its net.Pipe, for tests that
+// read the Conn's bytes as they come.
+func serverOverPipe(t *testing.T) (*Conn, net.Conn) {
+	t.Helper()
+	a, b := net.Pipe()
+	conn := newConn(a, nil, false, "")
+	t.Cleanup(func() {
+		conn.CloseNow()
+		b.Close()
+	})
+	return conn, b
+}
+
 // frame is a frame as the raw peer saw or sends it, payload unmasked.
 type frame struct {
 	fin     bool
