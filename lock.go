@@ -69,7 +69,7 @@ func (m *mutex) lock(ctx context.Context, closed <-chan struct{}) bool {
 	}
 	q.turns = slices.DeleteFunc(q.turns, func(c chan struct{}) bool { return c == turn })
 	if len(q.turns) == 0 {
-		m.state.Store(locked)
+		m.state.Store(locked) // still held, by whoever has it, and no one waits now
 	}
 	q.mu.Unlock()
 	return false
