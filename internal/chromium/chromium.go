@@ -261,26 +261,31 @@ func (p *Page) Click(ctx context.Context, id string) error {
 	return p.Eval(ctx, fmt.Sprintf("document.getElementById(%q).click()", id), nil)
 }
 
-// WaitForLines waits until the text of the element with the given id has at least n
-// non-empty lines, and returns them. The page does the waiting: it resolves a promise
-// when the document changes.
-func (p *Page) WaitForLines(ctx context.Context, id string, n int) ([]string, error) {
+// WaitUntil waits until the JavaScript expression cond is true in the page. The page
+// does the waiting: it checks cond again whenever the document changes.
+func (p *Page) WaitUntil(ctx context.Context, cond string) error {
 	const expression = `new Promise((resolve) => {
-		const lines = () => {
-			const el = document.getElementById(%q);
-			return el ? el.innerText.split("\n").filter((line) => line !== "") : [];
-		};
 		const check = () => {
-			if (lines().length >= %d) {
+			if (%s) {
 				observer.disconnect();
-				resolve(lines());
+				resolve(true);
 			}
 		};
 		const observer = new MutationObserver(check);
-		observer.observe(document, {childList: true, characterData: true, subtree: true});
+		observer.observe(document, {childList: true, characterData: true, attributes: true, subtree: true});
 		check();
 	})`
-	var lines []string
-	err := p.Eval(ctx, fmt.Sprintf(expression, id, n), &lines)
-	return lines, err
+	return p.Eval(ctx, fmt.Sprintf(expression, cond), nil)
+}
+
+// WaitForLines waits until the text of the element with the given id has at least n
+// non-empty lines, and returns them.
+func (p *Page) WaitForLines(ctx context.Context, id string, n int) ([]string, error) {
+	lines := fmt.Sprintf(`((el) => el ? el.innerText.split("\n").filter((line) => line !== "") : [])(document.getElementById(%q))`, id)
+	if err := p.WaitUntil(ctx, fmt.Sprintf("%s.length >= %d", lines, n)); err != nil {
+		return nil, err
+	}
+	var got []string
+	err := p.Eval(ctx, lines, &got)
+	return got, err
 }

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/hybi/websocket"
+)
+
+// client is one connection in a room. Its events wait in send for its writer, so that a
+// slow client never holds up the room.
+type client struct {
+	name string
+	conn *websocket.Conn
+	send chan []byte
+
+	// dropped is closed when the server ends the connection, with code and reason.
+	ctx      context.Context // ends when dropped, cancelling a write under way
+	cancel   context.CancelFunc
+	dropped  chan struct{}
+	dropOnce sync.Once
+	code     websocket.StatusCode
+	reason   string
+}
+
+// joinRequest is what a client asks for in the query of /ws.
+type joinRequest struct {
+	room, name string
+	epoch      string // the epoch of the room when the client was last in it, if it was
+	after      int64  // the last message the client has, in that epoch
+}
+
+// parseJoin reads and checks the query of /ws: room (default lobby), name, and, from a
+// client that reconnects, epoch and after.
+func parseJoin(r *http.Request) (joinRequest, error) {
+	q := r.URL.Query()
+	j := joinRequest{room: q.Get("room"), name: q.Get("name"), epoch: q.Get("epoch")}
+	if j.room == "" {
+		j.room = "lobby"
+	}
+	if err := checkName("room", j.room); err != nil {
+		return j, err
+	}
+	if err := checkName("name", j.name); err != nil {
+		return j, err
+	}
+	if s := q.Get("after"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return j, fmt.Errorf("after is %q, not a message number", s)
+		}
+		j.after = n
+	}
+	return j, nil
+}
+
+// checkName checks a name or a room's name: 1 to 32 bytes of UTF-8 text, no control
+// characters, not only spaces.
+func checkName(what, s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("%s is missing", what)
+	case len(s) > maxName:
+		return fmt.Errorf("%s is longer than %d bytes", what, maxName)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("%s is not UTF-8", what)
+	}
+	blank := true
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%s has a control character", what)
+		}
+		blank = blank && unicode.IsSpace(r)
+	}
+	if blank {
+		return fmt.Errorf("%s is blank", what)
+	}
+	return nil
+}
+
+// serveWS serves one chat connection: GET /ws?room=R&name=N[&epoch=E&after=ID].
+func (h *hub) serveWS(w http.ResponseWriter, r *http.Request) {
+	j, err := parseJoin(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if !h.enter() {
+		http.Error(w, "the server is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer h.active.Done()
+
+	conn, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return // Accept has answered with an HTTP error
+	}
+	defer conn.CloseNow()
+	conn.SetReadLimit(maxText)
+
+	c := newClient(j.name, conn, h.cfg)
+	rm := h.join(j, c)
+	if rm == nil {
+		conn.Close(websocket.StatusGoingAway, "the server is shutting down")
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Go(c.writeLoop)
+	wg.Go(func() { c.keepAlive(h.cfg.pingEvery, h.cfg.pongWithin) })
+
+	err = c.readLoop(rm)
+	h.leave(rm, c)
+	// Stops the writer and the pings. If the peer closed, or the connection failed, the
+	// Conn is closed already and this sends nothing.
+	c.drop(websocket.StatusNormalClosure, "")
+	wg.Wait()
+	log.Printf("%s left %s: %v", c.name, rm.name, err)
+}
+
+func newClient(name string, conn *websocket.Conn, cfg config) *client {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &client{
+		name: name,
+		conn: conn,
+		// Room for the welcome, a gap, the whole history and then the queue.
+		send:    make(chan []byte, 2+cfg.history+cfg.queue),
+		ctx:     ctx,
+		cancel:  cancel,
+		dropped: make(chan struct{}),
+	}
+}
+
+// deliver queues ev for c's writer, and reports whether it could. A client whose queue
+// is full is dropped: waiting for it would hold up the whole room.
+func (c *client) deliver(ev []byte) bool {
+	select {
+	case c.send <- ev:
+		return true
+	default:
+		c.drop(websocket.StatusPolicyViolation, "too slow to keep up with the room")
+		return false
+	}
+}
+
+// drop ends the connection from the server's side: the writer sends a close frame with
+// code and reason. A write under way is cancelled, which closes the connection at once
+// if it was in the middle of a frame.
+func (c *client) drop(code websocket.StatusCode, reason string) {
+	c.dropOnce.Do(func() {
+		c.code, c.reason = code, reason
+		close(c.dropped)
+		c.cancel()
+	})
+}
+
+// errBinary ends a connection that sent a binary message.
+var errBinary = errors.New("a binary message: the chat takes text only")
+
+// readLoop publishes every chat line c sends until the connection ends, and returns
+// the error that ended it.
+func (c *client) readLoop(r *room) error {
+	ctx := context.Background() // the reader stops when the connection closes
+	for {
+		typ, p, err := c.conn.Read(ctx)
+		if err != nil {
+			return err
+		}
+		if typ != websocket.MessageText {
+			c.drop(websocket.StatusUnsupportedData, "text messages only")
+			return errBinary
+		}
+		if len(p) > 0 {
+			r.publish(c, string(p))
+		}
+	}
+}
+
+// writeLoop sends c's queued events until c is dropped, then closes the connection with
+// the code and reason of the drop.
+func (c *client) writeLoop() {
+	for {
+		select {
+		case <-c.dropped:
+			c.closeDropped()
+			return
+		case ev := <-c.send:
+			err := c.conn.Write(c.ctx, websocket.MessageText, ev)
+			if err == nil {
+				continue
+			}
+			if c.ctx.Err() != nil {
+				c.closeDropped() // dropped while this write waited
+			} else {
+				c.conn.CloseNow() // the connection failed; the reader sees it too
+			}
+			return
+		}
+	}
+}
+
+// closeDropped runs the closing handshake with the code and reason of the drop. It
+// returns at once if the connection is closed already.
+func (c *client) closeDropped() {
+	<-c.dropped
+	c.conn.Close(c.code, c.reason)
+}
+
+// keepAlive pings c every interval until c is dropped, and closes the connection if a
+// pong does not come back within timeout: the peer or the network is gone, and without
+// pings the server would learn it only when the kernel gives up on a write.
+func (c *client) keepAlive(every, timeout time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.dropped:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, timeout)
+		err := c.conn.Ping(ctx)
+		cancel()
+		if err != nil {
+			if c.ctx.Err() == nil {
+				log.Printf("%s: no pong: %v", c.name, err)
+				c.conn.CloseNow()
+			}
+			return
+		}
+	}
+}

@@ -1,0 +1,100 @@
+// Command chat serves a chat page: everyone in a room sees every line sent to it, as it
+// is sent. It takes the echo example further: one connection's message goes to many,
+// rooms keep their conversations apart, and a page that loses its connection reconnects
+// by itself and gets the messages it missed.
+//
+//	go run ./examples/chat [-addr 127.0.0.1:8080] [-history 100]
+//
+// Open the printed address in two browser windows, with a name and the same room. The
+// page's connection is GET /ws?room=ROOM&name=NAME. The page sends each chat line as a
+// text message of at most 1 KiB; the server sends JSON events:
+//
+//	{"type":"welcome","epoch":"…","members":["ann","bob"]}   first, on every connection
+//	{"type":"message","id":7,"name":"ann","text":"hello"}      a chat line, the sender's too
+//	{"type":"join","name":"bob"}, {"type":"leave","name":"bob"}
+//	{"type":"gap"}                                             messages were missed for good
+//
+// Every room numbers its messages and keeps the last ones (-history). A page that
+// reconnects adds epoch=E&after=ID to its URL, the room's epoch from its welcome and the
+// last message ID it showed, and gets the messages after that one before any new ones:
+// nothing is shown twice, and nothing is missed unless it is older than the history. A
+// newcomer gets the history too.
+//
+// A client that falls too far behind, because it or its network cannot keep up, is
+// dropped with 1008 (policy violation) rather than holding up the room; its page
+// reconnects and catches up from the history. A client that does not answer a ping
+// within 10 seconds is disconnected. On SIGINT or SIGTERM the server closes every
+// connection with 1001 (going away), and the pages reconnect once it is back.
+package main
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+//go:embed index.html
+var static embed.FS
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
+	history := flag.Int("history", defaults.history, "messages each room keeps for newcomers and for pages that reconnect")
+	flag.Parse()
+	if *history < 0 {
+		log.Fatal("-history must not be negative")
+	}
+	cfg := defaults
+	cfg.history = *history
+
+	// Listen before printing, so that the printed address is the real one even with
+	// port 0.
+	l, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("open http://%s/ in two browser windows\n", l.Addr())
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	h := newHub(cfg)
+	srv := &http.Server{Handler: newHandler(h)}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	select {
+	case err := <-served:
+		log.Fatal(err)
+	case <-ctx.Done():
+	}
+
+	log.Print("shutting down")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Shutdown stops listening and waits for plain HTTP requests; the WebSocket
+	// connections, which it no longer tracks, are the hub's to close.
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Print(err)
+	}
+	if err := h.shutdown(ctx); err != nil {
+		log.Print(err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		log.Print(err)
+	}
+}
+
+// newHandler returns the page at / and the chat endpoint at /ws.
+func newHandler(h *hub) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /", http.FileServerFS(static))
+	mux.HandleFunc("GET /ws", h.serveWS)
+	return mux
+}
