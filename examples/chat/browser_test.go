@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -68,6 +69,14 @@ func TestBrowser(t *testing.T) {
 	require.NoError(t, bob.Click(ctx, "leave"))
 	require.NoError(t, bob.WaitUntil(ctx, `document.getElementById("status")?.textContent === "left"`))
 	requireLines(ctx, t, ann, "* bob joined", "ann: hello", "* bob left", "ann: are you there?", "* bob joined", "bob: back", "* bob left")
+
+	// A name the server would refuse is caught by the page, which does not connect.
+	long, err := browser.Open(ctx, srv.URL+"/?room=go&name="+strings.Repeat("é", 17))
+	require.NoError(t, err)
+	require.NoError(t, long.WaitUntil(ctx, `document.getElementById("join-error")?.textContent === "the name is longer than 32 bytes"`))
+	var hidden bool
+	require.NoError(t, long.Eval(ctx, `document.getElementById("chat").hidden`, &hidden))
+	assert.True(t, hidden, "the chat is shown")
 }
 
 // connected is true once a page has its welcome.
