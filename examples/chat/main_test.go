@@ -125,6 +125,16 @@ func (p *peer) send(ctx context.Context, t *testing.T, text string) {
 	require.NoError(t, p.conn.Write(ctx, websocket.MessageText, []byte(text)))
 }
 
+// pair puts Ann and then Bob in room go, and returns them once Ann has seen Bob join,
+// with the room's epoch.
+func pair(ctx context.Context, t *testing.T, srv *httptest.Server) (ann, bob *peer, epoch string) {
+	t.Helper()
+	ann, welcome := join(ctx, t, srv, "room=go&name=ann")
+	bob, _ = join(ctx, t, srv, "room=go&name=bob")
+	require.Equal(t, event{Type: "join", Name: "bob"}, ann.next(ctx, t))
+	return ann, bob, welcome.Epoch
+}
+
 func message(id int64, name, text string) event {
 	return event{Type: "message", ID: id, Name: name, Text: text}
 }
@@ -205,9 +215,7 @@ func TestReconnect(t *testing.T) {
 	ctx := testContext(t)
 	_, srv := serve(t, config{history: 100, queue: 8, pingEvery: time.Hour, pongWithin: time.Hour})
 
-	ann, welcome := join(ctx, t, srv, "room=go&name=ann")
-	bob, _ := join(ctx, t, srv, "room=go&name=bob")
-	require.Equal(t, event{Type: "join", Name: "bob"}, ann.next(ctx, t))
+	ann, bob, epoch := pair(ctx, t, srv)
 	ann.send(ctx, t, "one")
 	require.Equal(t, message(1, "ann", "one"), bob.next(ctx, t))
 	bob.conn.CloseNow() // as a network that fails does
@@ -217,7 +225,7 @@ func TestReconnect(t *testing.T) {
 	ann.send(ctx, t, "two")
 	ann.send(ctx, t, "three")
 	require.Equal(t, []event{message(2, "ann", "two"), message(3, "ann", "three")}, ann.nextN(ctx, t, 2))
-	bob, _ = join(ctx, t, srv, "room=go&name=bob&after=1&epoch="+welcome.Epoch)
+	bob, _ = join(ctx, t, srv, "room=go&name=bob&after=1&epoch="+epoch)
 	bob.send(ctx, t, "back")
 	assert.Equal(t, []event{message(2, "ann", "two"), message(3, "ann", "three"), message(4, "bob", "back")}, bob.nextN(ctx, t, 3))
 	assert.Equal(t, []event{{Type: "join", Name: "bob"}, message(4, "bob", "back")}, ann.nextN(ctx, t, 2))
@@ -230,9 +238,7 @@ func TestSlowClientIsDropped(t *testing.T) {
 	ctx := testContext(t)
 	_, srv := serve(t, config{history: 0, queue: 4, pingEvery: time.Hour, pongWithin: time.Hour})
 
-	ann, _ := join(ctx, t, srv, "room=go&name=ann")
-	bob, _ := join(ctx, t, srv, "room=go&name=bob")
-	require.Equal(t, event{Type: "join", Name: "bob"}, ann.next(ctx, t))
+	ann, bob, _ := pair(ctx, t, srv)
 	// The slow client's receive buffer is small, so that what the kernel holds for it
 	// does not depend on the machine's settings: the server's send buffer, up to 4 MB by
 	// default, is the rest.
@@ -333,9 +339,7 @@ func TestBadMessages(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := testContext(t)
 			_, srv := serve(t, testConfig)
-			ann, _ := join(ctx, t, srv, "room=go&name=ann")
-			bob, _ := join(ctx, t, srv, "room=go&name=bob")
-			require.Equal(t, event{Type: "join", Name: "bob"}, ann.next(ctx, t))
+			ann, bob, _ := pair(ctx, t, srv)
 
 			require.NoError(t, bob.conn.Write(ctx, tt.typ, tt.p))
 			assert.Equal(t, tt.want, websocket.CloseStatus(bob.ended(ctx, t)))
