@@ -5,16 +5,17 @@
 //
 //	go run ./examples/chat [-addr 127.0.0.1:8080] [-history 100]
 //
-// Open the printed address in two browser windows, with a name and the same room. The
-// page's connection is GET /ws?room=ROOM&name=NAME. The page sends each chat line as a
-// text message of at most 1 KiB; the server sends JSON events:
+// Open the printed address in two browser windows, with a name and the same room, or
+// join from a terminal with the client in examples/chat/client. A connection is
+// GET /ws?room=ROOM&name=NAME. The client sends each chat line as a text message of at
+// most 1 KiB; the server sends JSON events:
 //
 //	{"type":"welcome","epoch":"…","members":["ann","bob"]}   first, on every connection
 //	{"type":"message","id":7,"name":"ann","text":"hello"}      a chat line, the sender's too
 //	{"type":"join","name":"bob"}, {"type":"leave","name":"bob"}
 //	{"type":"gap"}                                             messages were missed for good
 //
-// Every room numbers its messages and keeps the last ones (-history). A page that
+// Every room numbers its messages and keeps the last ones (-history). A client that
 // reconnects adds epoch=E&after=ID to its URL, the room's epoch from its welcome and the
 // last message ID it showed, and gets the messages after that one before any new ones:
 // nothing is shown twice, and nothing is missed unless it is older than the history. A
