@@ -29,6 +29,29 @@ type client struct {
 	dropOnce sync.Once
 	code     websocket.StatusCode
 	reason   string
+
+	limit limiter // how fast it may send; only its reader uses it
+}
+
+// limiter is a token bucket: it lets burst lines through at once, then rate a second.
+type limiter struct {
+	rate, burst, tokens float64
+	last                time.Time
+}
+
+// allow reports whether one more line may go through at now. A rate of 0 lets every
+// line through.
+func (l *limiter) allow(now time.Time) bool {
+	if l.rate == 0 {
+		return true
+	}
+	l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+	l.last = now
+	if l.tokens < 1 {
+		return false
+	}
+	l.tokens--
+	return true
 }
 
 // joinRequest is what a client asks for in the query of /ws.
@@ -135,6 +158,7 @@ func newClient(name string, conn *websocket.Conn, cfg config) *client {
 		ctx:     ctx,
 		cancel:  cancel,
 		dropped: make(chan struct{}),
+		limit:   limiter{rate: cfg.rate, burst: float64(cfg.burst), tokens: float64(cfg.burst), last: time.Now()},
 	}
 }
 
@@ -161,8 +185,10 @@ func (c *client) drop(code websocket.StatusCode, reason string) {
 	})
 }
 
-// errBinary ends a connection that sent a binary message.
-var errBinary = errors.New("a binary message: the chat takes text only")
+var (
+	errBinary  = errors.New("a binary message: the chat takes text only")
+	errTooFast = errors.New("more chat lines than the room allows")
+)
 
 // readLoop publishes every chat line c sends until the connection ends, and returns
 // the error that ended it.
@@ -176,6 +202,11 @@ func (c *client) readLoop(r *room) error {
 		if typ != websocket.MessageText {
 			c.drop(websocket.StatusUnsupportedData, "text messages only")
 			return errBinary
+		}
+		if !c.limit.allow(time.Now()) {
+			// One client must not flood the room, nor push the others out of its queues.
+			c.drop(websocket.StatusPolicyViolation, "too many messages")
+			return errTooFast
 		}
 		if len(p) > 0 {
 			r.publish(c, string(p))

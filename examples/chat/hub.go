@@ -18,9 +18,18 @@ type config struct {
 	queue      int           // events a client may fall behind by before it is dropped
 	pingEvery  time.Duration // how often each client is pinged
 	pongWithin time.Duration // how long a client has to answer a ping
+	rate       float64       // chat lines a client may send a second, on average; 0 for no limit
+	burst      int           // chat lines a client may send at once, when it has sent none for a while
 }
 
-var defaults = config{history: 100, queue: 64, pingEvery: 30 * time.Second, pongWithin: 10 * time.Second}
+var defaults = config{
+	history:    100,
+	queue:      64,
+	pingEvery:  30 * time.Second,
+	pongWithin: 10 * time.Second,
+	rate:       5,
+	burst:      10,
+}
 
 const (
 	maxText = 1024 // bytes of a chat line: the read limit of every connection

@@ -23,8 +23,10 @@
 //
 // A client that falls too far behind, because it or its network cannot keep up, is
 // dropped with 1008 (policy violation) rather than holding up the room; its page
-// reconnects and catches up from the history. A client that does not answer a ping
-// within 10 seconds is disconnected. On SIGINT or SIGTERM the server closes every
+// reconnects and catches up from the history. A client that sends more than 10 lines at
+// once, or more than 5 a second for long, is disconnected with 1008 too: one client must
+// not flood the room. A client that does not answer a ping within 10 seconds is
+// disconnected. On SIGINT or SIGTERM the server closes every
 // connection with 1001 (going away), and the pages reconnect once it is back.
 package main
 

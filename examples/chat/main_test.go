@@ -323,6 +323,21 @@ func TestKeepAlive(t *testing.T) {
 	}
 }
 
+// TestTooManyLines has a client send more lines at once than the limit allows: the
+// lines within the limit reach the room, and the client is disconnected with 1008.
+func TestTooManyLines(t *testing.T) {
+	ctx := testContext(t)
+	// Three lines at once, and next to nothing after that.
+	_, srv := serve(t, config{history: 3, queue: 8, pingEvery: time.Hour, pongWithin: time.Hour, rate: 1e-9, burst: 3})
+	ann, bob, _ := pair(ctx, t, srv)
+	for i := 1; i <= 4; i++ {
+		bob.send(ctx, t, fmt.Sprintf("line %d", i))
+	}
+	assert.Equal(t, websocket.StatusPolicyViolation, websocket.CloseStatus(bob.ended(ctx, t)))
+	assert.Equal(t, []event{message(1, "bob", "line 1"), message(2, "bob", "line 2"), message(3, "bob", "line 3"), {Type: "leave", Name: "bob"}},
+		ann.nextN(ctx, t, 4))
+}
+
 // TestBadMessages checks how the server ends a connection that sends what the chat does
 // not take.
 func TestBadMessages(t *testing.T) {
