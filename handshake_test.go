@@ -661,19 +661,6 @@ func acceptThrough(t *testing.T, wrap func(http.ResponseWriter) http.ResponseWri
 	return client, a
 }
 
-func TestAcceptReleasesHijackBuffers(t *testing.T) {
-	var brw *bufio.ReadWriter
-	c, a := acceptThrough(t, func(w http.ResponseWriter) http.ResponseWriter {
-		return recordingWriter{w, &brw}
-	})
-
-	// net/http refers to both for as long as the handler runs: they must hold no buffer.
-	require.NotNil(t, brw)
-	assert.Zero(t, brw.Reader.Size(), "read buffer kept")
-	assert.Zero(t, brw.Writer.Size(), "write buffer kept")
-	exchangeMessages(t, c, a.conn)
-}
-
 // readAheadWriter's Hijack returns a reader larger than net/http's, which has already read
 // ahead the given bytes.
 type readAheadWriter struct {
