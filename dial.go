@@ -7,8 +7,10 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -28,9 +30,24 @@ type DialOptions struct {
 	// Default: none.
 	Subprotocols []string
 
-	// TLSConfig is used for wss:// URLs. Default: the zero tls.Config, with ServerName
-	// taken from the URL when the config does not set it.
+	// TLSConfig is used for the TLS connection to the server of a wss:// or https:// URL,
+	// never for a proxy (see ProxyTLSConfig). Default: the zero tls.Config, with
+	// ServerName taken from the URL when the config does not set it.
 	TLSConfig *tls.Config
+
+	// ProxyTLSConfig is used for the TLS connection to an https:// proxy. It is apart from
+	// TLSConfig so that a client certificate meant for the server is not shown to the
+	// proxy. Default: the zero tls.Config (the system's roots, no client certificate), with
+	// ServerName the proxy's host when the config does not set it.
+	ProxyTLSConfig *tls.Config
+
+	// HandshakeTimeout bounds the whole of Dial, as a deadline on ctx would: connecting,
+	// the proxy's tunnel, TLS and the opening handshake. When it passes, Dial returns an
+	// error matching context.DeadlineExceeded. Default: 30 seconds when ctx has no
+	// deadline, none when it has one. A server that accepts the connection and then says
+	// nothing costs a goroutine, a socket and buffers for that long; 30 seconds is
+	// net/http's DefaultTransport dial timeout, ample for a slow network, TLS and a proxy.
+	HandshakeTimeout time.Duration
 
 	// NetDialContext opens the TCP connection, to the server or to the proxy. Default: a
 	// net.Dialer's DialContext.
@@ -52,20 +69,41 @@ type DialOptions struct {
 	CoalesceWrites bool
 }
 
-// maxErrorBody bounds how much of a refusing response's body Dial keeps, and
-// errorBodyTimeout how long it waits for it.
+// Bounds on what a server can make Dial read and wait for.
 const (
+	// maxResponseHead bounds the status line and headers of a response, to the server or
+	// to a proxy's CONNECT: net/http's server takes 1 MiB for a request's head
+	// (DefaultMaxHeaderBytes). A 101 answer is a few hundred bytes, and cookies, the
+	// largest legitimate headers, stay far below; 1 MiB keeps a hostile server from
+	// costing more than a few MiB of heap per Dial. (net/http's Transport allows 10 MiB
+	// for any response; a handshake needs much less.)
+	maxResponseHead = 1 << 20
+
+	// maxErrorBody bounds how much of a refusing response's body Dial keeps, and
+	// errorBodyTimeout how long it waits for it.
 	maxErrorBody     = 1024
 	errorBodyTimeout = time.Second
+
+	defaultHandshakeTimeout = 30 * time.Second
 )
 
-// Dial opens a WebSocket connection to url, a ws:// or wss:// URL, and runs the client
-// side of the opening handshake (RFC 6455 §4.1). ctx bounds the whole of it: connecting,
-// TLS and the handshake; it does not outlive Dial.
+// errResponseHead is the error of a response head larger than maxResponseHead.
+var errResponseHead = errors.New("the response's status line and headers exceed 1 MiB")
+
+// Dial opens a WebSocket connection to url and runs the client side of the opening
+// handshake (RFC 6455 §4.1). The URL is a ws:// or wss:// one; http:// and https:// are
+// taken as ws:// and wss://, so that an httptest.Server's URL can be dialed as it is.
+//
+// Dial blocks until the handshake is done or fails. ctx bounds the whole of it: connecting,
+// TLS and the handshake; it does not outlive Dial. When ctx has no deadline, Dial gives up
+// after DialOptions.HandshakeTimeout, 30 seconds by default. The server's status line and
+// headers may take up to 1 MiB; a larger answer fails Dial.
 //
 // It returns the server's response as well. When the server refuses, the error is a
-// *HandshakeError and the response, if one was read, carries the status, the headers and
-// the first kilobyte of the body. Redirects are reported, not followed.
+// *HandshakeError whose message quotes the server's status line and the first kilobyte
+// of its body, and the response, if one was read, carries the status, the headers and
+// that first kilobyte. Redirects are reported, not followed. Dial is safe for concurrent
+// use, and opts is not modified.
 func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.Response, error) {
 	if opts == nil {
 		opts = &DialOptions{}
@@ -74,36 +112,151 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	if err != nil {
 		return nil, nil, fmt.Errorf("websocket: %w", err)
 	}
-	port := ""
 	switch u.Scheme {
-	case "ws":
-		port = "80"
-	case "wss":
-		port = "443"
+	case "ws", "wss":
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
 	default:
-		return nil, nil, fmt.Errorf("websocket: URL scheme %q is not ws or wss", u.Scheme)
+		return nil, nil, fmt.Errorf("websocket: URL scheme %q is not ws, wss, http or https", u.Scheme)
 	}
 	if u.Host == "" {
 		return nil, nil, fmt.Errorf("websocket: URL %q has no host", rawURL)
 	}
-	addr := u.Host
-	if u.Port() == "" {
-		addr = net.JoinHostPort(u.Hostname(), port)
-	}
 
-	nc, err := dialTCP(ctx, u, addr, opts)
-	if err != nil {
-		return nil, nil, err
+	timeout := handshakeTimeout(ctx, opts)
+	dctx := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		dctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
 	}
-	c, resp, err := handshake(ctx, nc, u, opts)
+	var (
+		c    *Conn
+		resp *http.Response
+	)
+	nc, err := dialTCP(dctx, u, hostPort(u), opts)
+	if err == nil {
+		c, resp, err = handshake(dctx, nc, u, opts)
+		if err != nil {
+			nc.Close()
+		}
+	}
 	if err != nil {
-		nc.Close()
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			err = fmt.Errorf("websocket: %w", ctx.Err())
+		case dctx.Err() != nil:
+			err = fmt.Errorf("websocket: handshake not done within %v: %w", timeout, dctx.Err())
 		}
 		return nil, resp, err
 	}
 	return c, resp, nil
+}
+
+// handshakeTimeout returns the bound Dial puts on itself besides ctx, or 0 for none.
+func handshakeTimeout(ctx context.Context, opts *DialOptions) time.Duration {
+	if opts.HandshakeTimeout != 0 {
+		return opts.HandshakeTimeout
+	}
+	if _, ok := ctx.Deadline(); ok {
+		return 0
+	}
+	return defaultHandshakeTimeout
+}
+
+// hostPort returns the address to connect to for u, a ws, wss, http or https URL: its host
+// and port, the scheme's default port if it names none.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := "80"
+	if u.Scheme == "wss" || u.Scheme == "https" {
+		port = "443"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// tlsClient runs the client side of a TLS handshake on nc with a copy of cfg, which may
+// be nil, naming host as the server unless cfg names one.
+func tlsClient(ctx context.Context, nc net.Conn, cfg *tls.Config, host string) (net.Conn, error) {
+	cfg = cfg.Clone()
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	// What follows is HTTP/1.1: a server must not pick h2 from the caller's ALPN list.
+	cfg.NextProtos = []string{"http/1.1"}
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, err
+	}
+	return tc, nil
+}
+
+// headReader lets a response head be read from r through a bufio.Reader without reading
+// more than n bytes of r.
+type headReader struct {
+	r io.Reader
+	n int
+}
+
+func (h *headReader) Read(p []byte) (int, error) {
+	if h.n <= 0 {
+		return 0, errResponseHead
+	}
+	n, err := h.r.Read(p[:min(len(p), h.n)])
+	h.n -= n
+	return n, err
+}
+
+// readResponse reads the response to req from nc, its head within maxResponseHead bytes,
+// through a buffer of size bytes. The bytes buffered past the head belong to what follows
+// it; the body, if the caller reads it, is read without the bound.
+func readResponse(nc net.Conn, req *http.Request, size int) (*http.Response, *bufio.Reader, error) {
+	hr := &headReader{r: nc, n: maxResponseHead}
+	br := bufio.NewReaderSize(hr, size)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		if hr.n <= 0 {
+			// The bound may have cut a line short, and textproto reports that instead.
+			err = errResponseHead
+		}
+		return nil, nil, err
+	}
+	hr.n = math.MaxInt
+	return resp, br, nil
+}
+
+// refusal returns the reason to report for a refusing response: answer, which says what
+// the response is (with its status line), then where it redirects to and the start of its
+// body. It replaces resp.Body with what it read of it.
+func refusal(resp *http.Response, tcp net.Conn, answer string) string {
+	// A body without a length that the server never ends must not hold Dial up. The
+	// original body is not closed: that would read it to its end, and the connection is
+	// closed anyway.
+	tcp.SetReadDeadline(time.Now().Add(errorBodyTimeout))
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody+1))
+	cut := len(body) > maxErrorBody
+	body = body[:min(len(body), maxErrorBody)]
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+
+	reason := answer
+	if loc := resp.Header.Get("Location"); loc != "" {
+		reason += fmt.Sprintf("; it redirects to %q", loc)
+	}
+	if len(body) > 0 {
+		// Quoted: the body is the server's, and may hold anything.
+		reason += fmt.Sprintf("; body: %q", body)
+		if cut {
+			reason += fmt.Sprintf(" (its first %d bytes)", maxErrorBody)
+		}
+	}
+	return reason
 }
 
 // handshake runs TLS, if asked for, and the opening handshake on nc.
@@ -116,17 +269,8 @@ func handshake(ctx context.Context, nc net.Conn, u *url.URL, opts *DialOptions) 
 	defer stop()
 
 	if u.Scheme == "wss" {
-		cfg := opts.TLSConfig.Clone()
-		if cfg == nil {
-			cfg = &tls.Config{}
-		}
-		if cfg.ServerName == "" {
-			cfg.ServerName = u.Hostname()
-		}
-		// The handshake is HTTP/1.1: a server must not pick h2 from our ALPN list.
-		cfg.NextProtos = []string{"http/1.1"}
-		tc := tls.Client(nc, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
+		tc, err := tlsClient(ctx, nc, opts.TLSConfig, u.Hostname())
+		if err != nil {
 			return nil, nil, fmt.Errorf("websocket: %w", err)
 		}
 		nc = tc
@@ -172,18 +316,16 @@ func handshake(ctx context.Context, nc net.Conn, u *url.URL, opts *DialOptions) 
 		return nil, nil, fmt.Errorf("websocket: writing the handshake request: %w", err)
 	}
 
-	br := bufio.NewReaderSize(nc, 4096)
-	resp, err := http.ReadResponse(br, req)
+	resp, br, err := readResponse(nc, req, 4096)
 	if err != nil {
 		return nil, nil, fmt.Errorf("websocket: reading the handshake response: %w", err)
 	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		answer := fmt.Sprintf("server answered %q, not 101 Switching Protocols", resp.Proto+" "+resp.Status)
+		return nil, resp, &HandshakeError{Status: resp.StatusCode, Reason: refusal(resp, tcp, answer)}
+	}
 	deflate, compress, err := checkResponse(resp, key, opts)
 	if err != nil {
-		// A body without a length that the server never ends must not hold Dial up.
-		tcp.SetReadDeadline(time.Now().Add(errorBodyTimeout))
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		resp.Body.Close()
-		resp.Body = io.NopCloser(bytes.NewReader(body))
 		return nil, resp, err
 	}
 	if !stop() {
@@ -200,18 +342,11 @@ func handshake(ctx context.Context, nc net.Conn, u *url.URL, opts *DialOptions) 
 	return c, resp, nil
 }
 
-// checkResponse checks the server's answer against RFC 6455 §4.1 and returns the
+// checkResponse checks the server's 101 answer against RFC 6455 §4.1 and returns the
 // compression it agreed to, if any.
 func checkResponse(resp *http.Response, key string, opts *DialOptions) (p deflateParams, compress bool, err error) {
 	refused := func(reason string) error {
 		return &HandshakeError{Status: resp.StatusCode, Reason: reason}
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		reason := fmt.Sprintf("server answered %q, not 101 Switching Protocols", resp.Status)
-		if loc := resp.Header.Get("Location"); loc != "" {
-			reason += "; it redirects to " + loc
-		}
-		return p, false, refused(reason)
 	}
 	if !hasToken(resp.Header, "Upgrade", "websocket") {
 		return p, false, refused(`response lacks "Upgrade: websocket"`)

@@ -256,8 +256,7 @@ func TestDialBadURL(t *testing.T) {
 		name string
 		url  string
 	}{
-		{name: "http scheme", url: "http://127.0.0.1:1/chat"},
-		{name: "https scheme", url: "https://127.0.0.1:1/chat"},
+		{name: "ftp scheme", url: "ftp://127.0.0.1:1/chat"},
 		{name: "no scheme", url: "127.0.0.1:1/chat"},
 		{name: "empty", url: ""},
 		{name: "no host", url: "ws:///chat"},

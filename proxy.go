@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -38,26 +39,16 @@ func dialTCP(ctx context.Context, u *url.URL, addr string, opts *DialOptions) (n
 		}
 		return nc, nil
 	}
-	return dialProxy(ctx, dial, pu, addr, opts.TLSConfig)
+	return dialProxy(ctx, dial, pu, addr, opts.ProxyTLSConfig)
 }
 
 // dialProxy asks the proxy at pu for a tunnel to addr with the CONNECT method (RFC 9110
 // §9.3.6).
 func dialProxy(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), pu *url.URL, addr string, tlsConfig *tls.Config) (net.Conn, error) {
-	port := ""
-	switch pu.Scheme {
-	case "http":
-		port = "80"
-	case "https":
-		port = "443"
-	default:
+	if pu.Scheme != "http" && pu.Scheme != "https" {
 		return nil, fmt.Errorf("websocket: proxy scheme %q is not http or https", pu.Scheme)
 	}
-	proxyAddr := pu.Host
-	if pu.Port() == "" {
-		proxyAddr = net.JoinHostPort(pu.Hostname(), port)
-	}
-	nc, err := dial(ctx, "tcp", proxyAddr)
+	nc, err := dial(ctx, "tcp", hostPort(pu))
 	if err != nil {
 		return nil, fmt.Errorf("websocket: proxy: %w", err)
 	}
@@ -78,14 +69,8 @@ func connect(ctx context.Context, nc net.Conn, pu *url.URL, addr string, tlsConf
 	defer stop()
 
 	if pu.Scheme == "https" {
-		cfg := tlsConfig.Clone()
-		if cfg == nil {
-			cfg = &tls.Config{}
-		}
-		cfg.ServerName = pu.Hostname()
-		cfg.NextProtos = []string{"http/1.1"}
-		tc := tls.Client(nc, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
+		tc, err := tlsClient(ctx, nc, tlsConfig, pu.Hostname())
+		if err != nil {
 			return nil, err
 		}
 		nc = tc
@@ -109,22 +94,23 @@ func connect(ctx context.Context, nc net.Conn, pu *url.URL, addr string, tlsConf
 	if err := bw.Flush(); err != nil {
 		return nil, err
 	}
-	br := bufio.NewReader(nc)
-	resp, err := http.ReadResponse(br, req)
+	resp, br, err := readResponse(nc, req, 4096)
 	if err != nil {
 		return nil, err
 	}
-	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, &HandshakeError{Status: resp.StatusCode, Reason: fmt.Sprintf("proxy answered CONNECT with %q", resp.Status)}
+		answer := fmt.Sprintf("proxy answered CONNECT with %q", resp.Proto+" "+resp.Status)
+		return nil, &HandshakeError{Status: resp.StatusCode, Reason: refusal(resp, tcp, answer)}
 	}
 	if !stop() {
 		return nil, ctx.Err()
 	}
-	if br.Buffered() > 0 {
+	if n := br.Buffered(); n > 0 {
 		// The tunnel's first bytes came with the proxy's answer; the server speaks only
-		// after our request, but keep them rather than lose them.
-		return &prefixConn{Conn: nc, r: br}, nil
+		// after our request, but keep them rather than lose them. br reads through the
+		// head's bound: the tunnel reads nc itself.
+		ahead, _ := br.Peek(n)
+		return &prefixConn{Conn: nc, r: io.MultiReader(bytes.NewReader(bytes.Clone(ahead)), nc)}, nil
 	}
 	return nc, nil
 }

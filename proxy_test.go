@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -124,14 +125,17 @@ func TestDialThroughProxy(t *testing.T) {
 				name, password, _ := strings.Cut(tt.user, ":")
 				pu.User = url.UserPassword(name, password)
 			}
-			roots := x509.NewCertPool() // the test servers share one certificate
+			opts := &DialOptions{Proxy: fixedProxy(pu.String())}
 			if tt.proxyTLS {
+				roots := x509.NewCertPool()
 				roots.AddCert(proxySrv.Certificate())
+				opts.ProxyTLSConfig = &tls.Config{RootCAs: roots}
 			}
 			if tt.targetTLS {
+				roots := x509.NewCertPool()
 				roots.AddCert(target.Certificate())
+				opts.TLSConfig = &tls.Config{RootCAs: roots}
 			}
-			opts := &DialOptions{Proxy: fixedProxy(pu.String()), TLSConfig: &tls.Config{RootCAs: roots}}
 
 			c, _, err := Dial(waitContext(t), wsURL(target), opts)
 			assert.Equal(t, []string{"CONNECT " + target.Listener.Addr().String()}, proxy.connects())
@@ -187,5 +191,69 @@ func TestDialProxyChoice(t *testing.T) {
 		_, _, err := Dial(waitContext(t), "ws://127.0.0.1:1/", opts)
 		assert.Error(t, err)
 		assert.False(t, dialed)
+	})
+}
+
+// TestDialProxyTLSConfig checks the TLS connection to an https proxy uses ProxyTLSConfig,
+// never TLSConfig: the client certificate meant for the wss server is not shown to the
+// proxy, and the roots trusted for the server are not trusted for the proxy.
+func TestDialProxyTLSConfig(t *testing.T) {
+	// Both servers ask for a client certificate, and record the ones they get.
+	h, results := acceptHandler(t, nil, nil)
+	target := httptest.NewUnstartedServer(h)
+	target.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
+	target.StartTLS()
+	t.Cleanup(target.Close)
+
+	var proxyPeerCerts []int
+	var mu sync.Mutex
+	proxy := &connectProxy{}
+	proxySrv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		proxyPeerCerts = append(proxyPeerCerts, len(r.TLS.PeerCertificates))
+		mu.Unlock()
+		proxy.ServeHTTP(w, r)
+	}))
+	proxySrv.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
+	proxySrv.Config.ErrorLog = log.New(io.Discard, "", 0) // a refused certificate is expected
+	proxySrv.StartTLS()
+	t.Cleanup(proxySrv.Close)
+
+	// The test servers share one certificate: trusting it for the server trusts the proxy
+	// too, unless Dial keeps the two configurations apart.
+	serverRoots := x509.NewCertPool()
+	serverRoots.AddCert(target.Certificate())
+	proxyRoots := x509.NewCertPool()
+	proxyRoots.AddCert(proxySrv.Certificate())
+	clientCert := target.TLS.Certificates[0] // any certificate will do as the client's
+	tlsConfig := &tls.Config{RootCAs: serverRoots, Certificates: []tls.Certificate{clientCert}}
+
+	t.Run("no client certificate for the proxy", func(t *testing.T) {
+		opts := &DialOptions{
+			Proxy:          fixedProxy(proxySrv.URL),
+			TLSConfig:      tlsConfig,
+			ProxyTLSConfig: &tls.Config{RootCAs: proxyRoots},
+		}
+		c, _, err := Dial(waitContext(t), wsURL(target), opts)
+		require.NoError(t, err)
+		t.Cleanup(func() { c.CloseNow() })
+		a := receiveAccepted(t, results)
+		require.NoError(t, a.err)
+		exchangeMessages(t, c, a.conn)
+
+		mu.Lock()
+		assert.Equal(t, []int{0}, proxyPeerCerts, "client certificates the proxy saw")
+		mu.Unlock()
+		assert.Len(t, a.req.TLS.PeerCertificates, 1, "client certificates the server saw")
+	})
+	t.Run("the server's roots are not the proxy's", func(t *testing.T) {
+		opts := &DialOptions{Proxy: fixedProxy(proxySrv.URL), TLSConfig: tlsConfig}
+		c, _, err := Dial(waitContext(t), wsURL(target), opts)
+		var verr *tls.CertificateVerificationError
+		assert.ErrorAs(t, err, &verr)
+		assert.Nil(t, c)
+		if c != nil {
+			c.CloseNow()
+		}
 	})
 }
