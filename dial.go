@@ -214,22 +214,26 @@ func (h *headReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// readResponse reads the response to req from nc, its head within maxResponseHead bytes,
-// through a buffer of size bytes. The bytes buffered past the head belong to what follows
-// it; the body, if the caller reads it, is read without the bound.
-func readResponse(nc net.Conn, req *http.Request, size int) (*http.Response, *bufio.Reader, error) {
-	hr := &headReader{r: nc, n: maxResponseHead}
-	br := bufio.NewReaderSize(hr, size)
-	resp, err := http.ReadResponse(br, req)
+// readResponse reads the response to req from nc, its head within maxResponseHead bytes.
+// The bytes buffered past the head belong to what follows it; the body, if the caller
+// reads it, is read without the bound.
+func readResponse(nc net.Conn, req *http.Request) (*http.Response, *bufio.Reader, error) {
+	// One allocation holds both, as bufio.NewReader's would hold the bufio.Reader alone.
+	b := &struct {
+		hr headReader
+		br bufio.Reader
+	}{hr: headReader{r: nc, n: maxResponseHead}}
+	b.br.Reset(&b.hr) // a 4 KiB buffer
+	resp, err := http.ReadResponse(&b.br, req)
 	if err != nil {
-		if hr.n <= 0 {
+		if b.hr.n <= 0 {
 			// The bound may have cut a line short, and textproto reports that instead.
 			err = errResponseHead
 		}
 		return nil, nil, err
 	}
-	hr.n = math.MaxInt
-	return resp, br, nil
+	b.hr.n = math.MaxInt
+	return resp, &b.br, nil
 }
 
 // refusal returns the reason to report for a refusing response: answer, which says what
@@ -316,7 +320,7 @@ func handshake(ctx context.Context, nc net.Conn, u *url.URL, opts *DialOptions) 
 		return nil, nil, fmt.Errorf("websocket: writing the handshake request: %w", err)
 	}
 
-	resp, br, err := readResponse(nc, req, 4096)
+	resp, br, err := readResponse(nc, req)
 	if err != nil {
 		return nil, nil, fmt.Errorf("websocket: reading the handshake response: %w", err)
 	}

@@ -94,7 +94,7 @@ func connect(ctx context.Context, nc net.Conn, pu *url.URL, addr string, tlsConf
 	if err := bw.Flush(); err != nil {
 		return nil, err
 	}
-	resp, br, err := readResponse(nc, req, 4096)
+	resp, br, err := readResponse(nc, req)
 	if err != nil {
 		return nil, err
 	}
