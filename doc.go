@@ -68,6 +68,14 @@
 // frames carry at most 125 bytes. The opening handshake is bounded by the HTTP server's
 // limits on the server side and by the context given to Dial on the client side.
 //
+// Those server limits are net/http's, and its defaults are loose: an http.Server without
+// ReadHeaderTimeout (or ReadTimeout) waits for a request head as long as the client keeps
+// sending it, so a handshake sent a byte a second holds a goroutine and a connection
+// forever, and without MaxHeaderBytes a head may take 1 MiB. A server open to the
+// Internet sets both; the examples allow 10 seconds and 16 KiB, enough for a handshake
+// and a page's cookies. Accept clears the connection's deadlines, so ReadTimeout and
+// WriteTimeout bound the handshake only, never the WebSocket connection after it.
+//
 // # Origin
 //
 // Browsers let any page open a WebSocket to any host, sending the page's origin in the

@@ -69,7 +69,13 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	h := newHub(cfg)
-	srv := &http.Server{Handler: newHandler(h)}
+	srv := &http.Server{
+		Handler: newHandler(h),
+		// net/http sets no time limit on the request head, and a 1 MiB size limit: a
+		// client sending its handshake a byte a second would hold a goroutine forever.
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	select {

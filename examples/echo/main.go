@@ -17,6 +17,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/hybi/websocket"
 )
@@ -35,7 +36,21 @@ func main() {
 		log.Fatal(err)
 	}
 	fmt.Printf("open http://%s/\n", l.Addr())
-	log.Fatal(http.Serve(l, newHandler(nil)))
+	log.Fatal(newServer(newHandler(nil)).Serve(l))
+}
+
+// newServer returns the HTTP server for h, with limits on the request head that
+// net/http does not set by itself.
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler: h,
+		// Without it, a client sending its handshake a byte a second holds a goroutine
+		// and a connection for as long as it likes. A handshake fits in one packet.
+		ReadHeaderTimeout: 10 * time.Second,
+		// A handshake is a few hundred bytes and the page's cookies; net/http would
+		// take 1 MiB.
+		MaxHeaderBytes: 16 << 10,
+	}
 }
 
 // newHandler returns the page at / and the echo endpoint at /ws.

@@ -71,6 +71,37 @@ func TestPage(t *testing.T) {
 	}
 }
 
+// TestServerLimits checks the limits newServer puts on the request head, which a plain
+// http.Server leaves at none in time and 1 MiB in size.
+func TestServerLimits(t *testing.T) {
+	h := newHandler(nil)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config = newServer(h)
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	assert.Positive(t, srv.Config.ReadHeaderTimeout, "a slow handshake may hold a goroutine forever")
+	tests := []struct {
+		name   string
+		cookie int
+		want   int
+	}{
+		{"cookies of 8 KiB", 8 << 10, http.StatusOK},
+		{"cookies of 64 KiB", 64 << 10, http.StatusRequestHeaderFieldsTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/", nil)
+			require.NoError(t, err)
+			req.Header.Set("Cookie", "c="+strings.Repeat("x", tt.cookie))
+			resp, err := srv.Client().Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, tt.want, resp.StatusCode)
+		})
+	}
+}
+
 func TestEcho(t *testing.T) {
 	srv, ended := serve(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)

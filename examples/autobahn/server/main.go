@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"time"
 
 	"github.com/hybi/websocket"
 )
@@ -45,13 +46,19 @@ func serve(ctx context.Context, addr string) error {
 		return err
 	}
 	fmt.Printf("listening on ws://%s\n", l.Addr())
-	srv := &http.Server{Handler: newHandler(func(remote string, err error) {
-		if code := websocket.CloseStatus(err); code != -1 {
-			log.Printf("%s: peer closed with %d", remote, int(code))
-			return
-		}
-		log.Printf("%s: %v", remote, err)
-	})}
+	srv := &http.Server{
+		Handler: newHandler(func(remote string, err error) {
+			if code := websocket.CloseStatus(err); code != -1 {
+				log.Printf("%s: peer closed with %d", remote, int(code))
+				return
+			}
+			log.Printf("%s: %v", remote, err)
+		}),
+		// net/http sets no time limit on the request head, and a 1 MiB size limit: a
+		// client sending its handshake a byte a second would hold a goroutine forever.
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
 	go func() {
 		<-ctx.Done()
 		srv.Close()
