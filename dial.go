@@ -43,10 +43,12 @@ type DialOptions struct {
 
 	// HandshakeTimeout bounds the whole of Dial, as a deadline on ctx would: connecting,
 	// the proxy's tunnel, TLS and the opening handshake. When it passes, Dial returns an
-	// error matching context.DeadlineExceeded. Default: 30 seconds when ctx has no
-	// deadline, none when it has one. A server that accepts the connection and then says
-	// nothing costs a goroutine, a socket and buffers for that long; 30 seconds is
-	// net/http's DefaultTransport dial timeout, ample for a slow network, TLS and a proxy.
+	// error matching context.DeadlineExceeded. A negative value leaves ctx alone to bound
+	// Dial. Default: 30 seconds when ctx has no deadline, none when it has one. A server
+	// that accepts the connection and then says nothing holds a goroutine, a socket and
+	// buffers for that long; 30 seconds is net/http's DefaultTransport dial timeout, ample
+	// for a slow network, TLS and a proxy. The bound costs a timer and a context, about
+	// 10 small allocations per Dial.
 	HandshakeTimeout time.Duration
 
 	// NetDialContext opens the TCP connection, to the server or to the proxy. Default: a
@@ -95,9 +97,9 @@ var errResponseHead = errors.New("the response's status line and headers exceed 
 // taken as ws:// and wss://, so that an httptest.Server's URL can be dialed as it is.
 //
 // Dial blocks until the handshake is done or fails. ctx bounds the whole of it: connecting,
-// TLS and the handshake; it does not outlive Dial. When ctx has no deadline, Dial gives up
-// after DialOptions.HandshakeTimeout, 30 seconds by default. The server's status line and
-// headers may take up to 1 MiB; a larger answer fails Dial.
+// TLS and the handshake; it does not outlive Dial. So does DialOptions.HandshakeTimeout,
+// which is 30 seconds when ctx has no deadline. The server's status line and headers may
+// take up to 1 MiB (as net/http's server allows a request); a larger answer fails Dial.
 //
 // It returns the server's response as well. When the server refuses, the error is a
 // *HandshakeError whose message quotes the server's status line and the first kilobyte
@@ -157,7 +159,10 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 
 // handshakeTimeout returns the bound Dial puts on itself besides ctx, or 0 for none.
 func handshakeTimeout(ctx context.Context, opts *DialOptions) time.Duration {
-	if opts.HandshakeTimeout != 0 {
+	if opts.HandshakeTimeout < 0 {
+		return 0
+	}
+	if opts.HandshakeTimeout > 0 {
 		return opts.HandshakeTimeout
 	}
 	if _, ok := ctx.Deadline(); ok {

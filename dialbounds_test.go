@@ -153,6 +153,8 @@ func TestHandshakeTimeoutDefault(t *testing.T) {
 		{name: "deadline, default", ctx: withDeadline, want: 0},
 		{name: "no deadline, set", ctx: t.Context(), timeout: time.Second, want: time.Second},
 		{name: "deadline, set", ctx: withDeadline, timeout: time.Second, want: time.Second},
+		{name: "no deadline, negative", ctx: t.Context(), timeout: -1, want: 0},
+		{name: "deadline, negative", ctx: withDeadline, timeout: -1, want: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
