@@ -261,7 +261,7 @@ func TestDialRefusalSaysWhy(t *testing.T) {
 			response:   "HTTP/1.1 403 Forbidden\r\nContent-Length: 17\r\n\r\nhost not allowed\n",
 			proxy:      true,
 			wantStatus: http.StatusForbidden,
-			wantIn:     []string{"CONNECT", `"HTTP/1.1 403 Forbidden"`, `"host not allowed\n"`},
+			wantIn:     []string{"proxy 127.0.0.1:", "CONNECT", `"HTTP/1.1 403 Forbidden"`, `"host not allowed\n"`},
 		},
 	}
 	for _, tt := range tests {
@@ -285,6 +285,7 @@ func TestDialRefusalSaysWhy(t *testing.T) {
 			for _, s := range tt.wantNotIn {
 				assert.NotContains(t, err.Error(), s)
 			}
+			assert.Equal(t, 1, strings.Count(err.Error(), "websocket: "), "prefixes in %q", err)
 			if tt.proxy {
 				return
 			}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -55,10 +56,16 @@ func dialProxy(ctx context.Context, dial func(context.Context, string, string) (
 	tunnel, err := connect(ctx, nc, pu, addr, tlsConfig)
 	if err != nil {
 		nc.Close()
-		if ctx.Err() != nil {
-			err = ctx.Err()
+		var he *HandshakeError
+		switch {
+		case ctx.Err() != nil:
+			err = fmt.Errorf("websocket: proxy %s: %w", pu.Host, ctx.Err())
+		case errors.As(err, &he):
+			// It names the proxy, and has the prefix already.
+		default:
+			err = fmt.Errorf("websocket: proxy %s: %w", pu.Host, err)
 		}
-		return nil, fmt.Errorf("websocket: proxy %s: %w", pu.Host, err)
+		return nil, err
 	}
 	return tunnel, nil
 }
@@ -99,7 +106,7 @@ func connect(ctx context.Context, nc net.Conn, pu *url.URL, addr string, tlsConf
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		answer := fmt.Sprintf("proxy answered CONNECT with %q", resp.Proto+" "+resp.Status)
+		answer := fmt.Sprintf("proxy %s answered CONNECT with %q", pu.Host, resp.Proto+" "+resp.Status)
 		return nil, &HandshakeError{Status: resp.StatusCode, Reason: refusal(resp, tcp, answer)}
 	}
 	if !stop() {
