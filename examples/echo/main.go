@@ -5,7 +5,9 @@
 // It prints the address of the page to open. The page at / sends what is
 // typed in its text area to /ws, which sends every message back with the
 // same type: text stays text and binary stays binary. Messages are compressed
-// (permessage-deflate) when the browser offers it, as browsers do.
+// (permessage-deflate) when the browser offers it, as browsers do. The page's
+// buttons follow the connection: Send and Close while it is open, Reconnect once
+// it has closed.
 package main
 
 import (

@@ -66,7 +66,7 @@ func TestPage(t *testing.T) {
 
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "text/html; charset=utf-8", resp.Header.Get("Content-Type"))
-	for _, id := range []string{"msg", "send", "close", "log"} {
+	for _, id := range []string{"msg", "send", "close", "connect", "log"} {
 		assert.Contains(t, string(body), fmt.Sprintf(`id=%q`, id))
 	}
 }
@@ -155,6 +155,7 @@ func TestBrowser(t *testing.T) {
 	lines, err := page.WaitForLines(ctx, "log", 1)
 	require.NoError(t, err)
 	require.Equal(t, []string{"open"}, lines)
+	assert.Equal(t, openButtons, buttons(ctx, t, page))
 
 	require.NoError(t, page.Type(ctx, "msg", "hello", "send"))
 	lines, err = page.WaitForLines(ctx, "log", 3)
@@ -167,7 +168,31 @@ func TestBrowser(t *testing.T) {
 	// The reason the page shows is the one in the server's reply, which
 	// echoes the code only.
 	assert.Equal(t, []string{"open", "sent: hello", "received: hello", "closed: 1000"}, lines)
+	assert.Equal(t, closedButtons, buttons(ctx, t, page))
+	requireClosedBy(ctx, t, ended, "bye")
 
+	// Send does nothing once the socket is closed: a click is handled at once, so a
+	// line it logged would be there when Type returns.
+	require.NoError(t, page.Type(ctx, "msg", " after close", "send"))
+	lines, err = page.WaitForLines(ctx, "log", 4)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"open", "sent: hello", "received: hello", "closed: 1000"}, lines)
+
+	// Reconnect opens a new connection, which echoes as the first did.
+	require.NoError(t, page.Click(ctx, "connect"))
+	lines, err = page.WaitForLines(ctx, "log", 5)
+	require.NoError(t, err)
+	require.Equal(t, "open", lines[4])
+	assert.Equal(t, openButtons, buttons(ctx, t, page))
+	require.NoError(t, page.Click(ctx, "send"))
+	lines, err = page.WaitForLines(ctx, "log", 7)
+	require.NoError(t, err)
+	require.Equal(t, []string{"sent: hello after close", "received: hello after close"}, lines[5:])
+	require.NoError(t, page.Click(ctx, "close"))
+	lines, err = page.WaitForLines(ctx, "log", 8)
+	require.NoError(t, err)
+	assert.Equal(t, "closed: 1000", lines[7])
+	assert.Equal(t, closedButtons, buttons(ctx, t, page))
 	requireClosedBy(ctx, t, ended, "bye")
 
 	// Chromium offers permessage-deflate and compresses each message against the ones
@@ -184,6 +209,23 @@ func TestBrowser(t *testing.T) {
 	assert.Equal(t, 40, got.Echoed)
 	assert.True(t, got.Same, "an echo differs from what the page sent")
 	requireClosedBy(ctx, t, ended, "compressed")
+}
+
+// buttonStates says which of the page's buttons are enabled.
+type buttonStates struct{ Send, Close, Connect bool }
+
+var (
+	openButtons   = buttonStates{Send: true, Close: true}
+	closedButtons = buttonStates{Connect: true}
+)
+
+// buttons returns which of the page's buttons are enabled.
+func buttons(ctx context.Context, t *testing.T, page *chromium.Page) buttonStates {
+	t.Helper()
+	var got buttonStates
+	const enabled = `((id) => !document.getElementById(id).disabled)`
+	require.NoError(t, page.Eval(ctx, `({Send: `+enabled+`("send"), Close: `+enabled+`("close"), Connect: `+enabled+`("connect")})`, &got))
+	return got
 }
 
 // compressedEcho opens a second connection from the page, sends 40 similar text
