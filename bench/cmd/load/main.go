@@ -17,6 +17,12 @@
 //	idle          -conns connections opened, one echo each, then the server's RSS
 //	              growth per connection
 //	upgrade       handshakes per second, -conns workers
+//
+// With -messages N, each connection (or upgrade worker) does -warmup-messages unmeasured
+// operations, waits for the others, and then N measured ones; with -callgrind too, the
+// server, run under valgrind --tool=callgrind, has its counters zeroed between the two
+// and read after, before any connection closes, and the result gives its user-space
+// instructions per operation. callgrind.sh runs every server that way.
 package main
 
 import (
@@ -44,11 +50,20 @@ func main() {
 	flag.BoolVar(&cfg.Raw, "raw", false, "no handshake, no framing: for the plain TCP floor server")
 	flag.IntVar(&cfg.Messages, "messages", 0, "if > 0, messages (or handshakes) per connection, all measured, instead of -duration")
 	flag.BoolVar(&cfg.Text, "text", false, "send text messages instead of binary")
+	flag.IntVar(&cfg.WarmupMessages, "warmup-messages", 0, "with -messages, unmeasured messages (or handshakes) per connection before them")
+	callgrind := flag.Bool("callgrind", false, "count the instructions of the server -pid, run under valgrind --tool=callgrind, over the -messages (needs callgrind_control)")
 	flag.StringVar(&cfg.Label, "label", "", "name of the server, copied into the result")
+	flag.StringVar(&cfg.Style, "style", "", `how the server handles a message, "stream" or "message", copied into the result`)
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("load: ")
 
+	if *callgrind {
+		if cfg.PID == 0 || cfg.Messages <= 0 {
+			log.Fatal("-callgrind needs -pid and -messages")
+		}
+		cfg.Counter = load.Callgrind{PID: cfg.PID}
+	}
 	res, err := load.Run(cfg)
 	if err != nil {
 		log.Fatalf("%s %s: %v", cfg.Label, cfg.Scenario, err)

@@ -8,6 +8,12 @@
 // and uses its wsutil reader and writer; gws runs its event loop on raw TCP connections
 // as its own server does.
 //
+// Servers come in two styles (see Style): streaming, a message copied from the library's
+// reader into its writer through a small buffer, and whole-message, the message read
+// into one slice and written back with one call, as gorilla's ReadMessage and
+// WriteMessage do. The -msg servers are the whole-message namesakes of the streaming
+// ones; gws has no streaming API and serves whole messages under its own name.
+//
 // The servers whose names end in -deflate accept permessage-deflate (RFC 7692), each in
 // the way its library documents, and otherwise serve as their uncompressed namesakes do;
 // the others negotiate no compression.
@@ -23,6 +29,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,6 +61,15 @@ const ReadLimit = 32 << 20
 //	gws       github.com/lxzan/gws: OnMessage writes the message back
 //	floor     plain TCP: no HTTP, no framing; writes back whatever it reads
 //
+// Whole-message servers, each otherwise configured as its streaming namesake (ours-msg,
+// above, is this module's; gws is one already):
+//
+//	gorilla-msg  ReadMessage then WriteMessage
+//	coder-msg    Read then Write
+//	gobwas-msg   wsutil's reader read to its end into one slice, then
+//	             wsutil.WriteServerMessage, which writes the frame's header and its
+//	             payload with a call each
+//
 // With permessage-deflate, at each library's default compression level (BestSpeed) but
 // for gobwas, whose examples use 9 and which is given BestSpeed here too:
 //
@@ -68,10 +84,24 @@ const ReadLimit = 32 << 20
 //	gws-deflate      gws with PermessageDeflate, context takeover both ways at its default
 //	                 windows of 4 KiB; it compresses every message
 var Libs = []string{"ours", "ours-msg", "ours-bg", "ours-go", "gorilla", "coder", "gobwas", "gws", "floor",
+	"gorilla-msg", "coder-msg", "gobwas-msg",
 	"ours-deflate", "gorilla-deflate", "coder-deflate", "gobwas-deflate", "gws-deflate"}
 
 // Known reports whether Serve has a server for lib.
 func Known(lib string) bool { return slices.Contains(Libs, lib) }
+
+// Style says how the server lib handles a message: "stream" (copied from the library's
+// reader into its writer), "message" (read whole into one slice, then written with one
+// call) or, for the floor, which knows no messages, "bytes".
+func Style(lib string) string {
+	switch {
+	case lib == "floor":
+		return "bytes"
+	case lib == "gws", strings.HasPrefix(lib, "gws-"), strings.HasSuffix(lib, "-msg"):
+		return "message"
+	}
+	return "stream"
+}
 
 // Serve accepts connections on ln and echoes on them with the server named lib until ln
 // is closed, then returns nil. Connections already accepted are left to end when their
@@ -87,11 +117,17 @@ func Serve(ln net.Listener, lib string) error {
 	case "ours-go":
 		return serveHTTP(ln, oursDetachedHandler(echoOursStream))
 	case "gorilla":
-		return serveHTTP(ln, gorillaHandler(false))
+		return serveHTTP(ln, gorillaHandler(false, false))
+	case "gorilla-msg":
+		return serveHTTP(ln, gorillaHandler(false, true))
 	case "coder":
-		return serveHTTP(ln, coderHandler(coder.CompressionDisabled))
+		return serveHTTP(ln, coderHandler(coder.CompressionDisabled, false))
+	case "coder-msg":
+		return serveHTTP(ln, coderHandler(coder.CompressionDisabled, true))
 	case "gobwas":
 		return serveTCP(ln, echoGobwas)
+	case "gobwas-msg":
+		return serveTCP(ln, echoGobwasMessage)
 	case "gws":
 		return serveTCP(ln, gwsServer(gws.PermessageDeflate{}))
 	case "floor":
@@ -99,9 +135,9 @@ func Serve(ln net.Listener, lib string) error {
 	case "ours-deflate":
 		return serveHTTP(ln, oursHandler(echoOursStream, true, ours.CompressionContextTakeover))
 	case "gorilla-deflate":
-		return serveHTTP(ln, gorillaHandler(true))
+		return serveHTTP(ln, gorillaHandler(true, false))
 	case "coder-deflate":
-		return serveHTTP(ln, coderHandler(coder.CompressionContextTakeover))
+		return serveHTTP(ln, coderHandler(coder.CompressionContextTakeover, false))
 	case "gobwas-deflate":
 		return serveTCP(ln, echoGobwasDeflate)
 	case "gws-deflate":
@@ -216,7 +252,8 @@ func echoOursMessage(ctx context.Context, c *ours.Conn) error {
 	return c.Write(ctx, typ, msg)
 }
 
-func gorillaHandler(compress bool) http.Handler {
+// gorillaHandler streams each message or, if whole, reads and writes it in one piece.
+func gorillaHandler(compress, whole bool) http.Handler {
 	upgrader := gorilla.Upgrader{
 		// Zero buffer sizes reuse the HTTP server's read buffer; the pool lends write
 		// buffers only while a message is being written.
@@ -231,6 +268,15 @@ func gorillaHandler(compress bool) http.Handler {
 		}
 		defer c.Close()
 		c.SetReadLimit(ReadLimit)
+		for whole {
+			typ, msg, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if c.WriteMessage(typ, msg) != nil {
+				return
+			}
+		}
 		for {
 			typ, rd, err := c.NextReader()
 			if err != nil {
@@ -247,7 +293,8 @@ func gorillaHandler(compress bool) http.Handler {
 	})
 }
 
-func coderHandler(mode coder.CompressionMode) http.Handler {
+// coderHandler streams each message or, if whole, reads and writes it in one piece.
+func coderHandler(mode coder.CompressionMode, whole bool) http.Handler {
 	opts := &coder.AcceptOptions{InsecureSkipVerify: true, CompressionMode: mode}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := coder.Accept(w, r, opts)
@@ -257,6 +304,15 @@ func coderHandler(mode coder.CompressionMode) http.Handler {
 		defer c.CloseNow()
 		c.SetReadLimit(ReadLimit)
 		ctx := r.Context()
+		for whole {
+			typ, msg, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			if c.Write(ctx, typ, msg) != nil {
+				return
+			}
+		}
 		for {
 			typ, rd, err := c.Reader(ctx)
 			if err != nil {
@@ -304,6 +360,44 @@ func echoGobwas(nc net.Conn) {
 			return
 		}
 		if wr.Flush() != nil {
+			return
+		}
+	}
+}
+
+// echoGobwasMessage is echoGobwas in the whole-message style: the message read to its
+// end into one slice, as wsutil.ReadClientData does but with the same buffered reader
+// and frame limit as echoGobwas, then written back with wsutil.WriteServerMessage.
+func echoGobwasMessage(nc net.Conn) {
+	defer nc.Close()
+	if _, err := ws.Upgrade(nc); err != nil {
+		return
+	}
+	const state = ws.StateServerSide
+	control := wsutil.ControlFrameHandler(nc, state)
+	rd := &wsutil.Reader{
+		Source:         bufio.NewReaderSize(nc, 4096),
+		State:          state,
+		CheckUTF8:      true,
+		MaxFrameSize:   ReadLimit,
+		OnIntermediate: control,
+	}
+	for {
+		h, err := rd.NextFrame()
+		if err != nil {
+			return
+		}
+		if h.OpCode.IsControl() {
+			if control(h, rd) != nil {
+				return
+			}
+			continue
+		}
+		msg, err := io.ReadAll(rd)
+		if err != nil {
+			return
+		}
+		if wsutil.WriteServerMessage(nc, h.OpCode, msg) != nil {
 			return
 		}
 	}

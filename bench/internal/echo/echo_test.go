@@ -147,3 +147,20 @@ func TestServeUnknownLibrary(t *testing.T) {
 	assert.Error(t, echo.Serve(ln, "nonesuch"))
 	assert.False(t, echo.Known("nonesuch"))
 }
+
+// TestStyle checks that every server has a style, and that each whole-message server's
+// streaming namesake is known.
+func TestStyle(t *testing.T) {
+	for lib, want := range map[string]string{
+		"ours": "stream", "ours-go": "stream", "gorilla": "stream", "coder-deflate": "stream",
+		"ours-msg": "message", "gorilla-msg": "message", "coder-msg": "message", "gobwas-msg": "message",
+		"gws": "message", "gws-deflate": "message", "floor": "bytes",
+	} {
+		assert.Equal(t, want, echo.Style(lib), lib)
+	}
+	for _, lib := range echo.Libs {
+		if name, ok := strings.CutSuffix(lib, "-msg"); ok {
+			assert.True(t, echo.Known(name), "%s has a streaming namesake", lib)
+		}
+	}
+}

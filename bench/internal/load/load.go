@@ -36,6 +36,7 @@ var Scenarios = []string{"echo", "echo-deflate", "pipeline", "pipeline-batch", "
 // Config is one run.
 type Config struct {
 	Label    string        // names the server in the result, such as the library
+	Style    string        // how the server handles a message, copied into the result
 	Addr     string        // host:port of the server
 	PID      int           // the server's process, for CPU and memory; 0 skips them
 	Scenario string        // one of Scenarios
@@ -43,11 +44,21 @@ type Config struct {
 	Size     int           // payload bytes per message
 	Inflight int           // messages in flight per connection (pipeline, pipeline-batch)
 	Duration time.Duration // measured time (echo, pipeline, upgrade)
-	Messages int           // if > 0, each connection or worker stops after this many, and all are measured
-	Warmup   time.Duration // time run but not measured before Duration
-	Settle   time.Duration // wait before the idle scenario reads the server's memory
-	Raw      bool          // plain TCP: no handshake, no framing (for the floor server)
-	Text     bool          // send text messages instead of binary ones
+	// Messages, if > 0, is how many operations each connection or worker does once every
+	// one has done its WarmupMessages (echo, upgrade), instead of running for Duration:
+	// all of them and nothing else are measured.
+	Messages       int
+	WarmupMessages int
+	Warmup         time.Duration // time run but not measured before Duration
+	// Settle is the wait before the idle scenario reads the server's memory, and before
+	// Counter is zeroed and read in the upgrade scenario, whose connections the server
+	// may still be closing.
+	Settle time.Duration
+	// Counter, if set, counts the server's work over the measured operations; it needs
+	// Messages.
+	Counter Counter
+	Raw     bool // plain TCP: no handshake, no framing (for the floor server)
+	Text    bool // send text messages instead of binary ones
 }
 
 // Result is what a run measured. Ops are round trips (echo, pipeline), connections
@@ -77,6 +88,25 @@ type Result struct {
 	EchoBytesPerOp float64 `json:"echo_bytes_per_op,omitempty"`
 	// The server's Sec-WebSocket-Extensions response, if it had one.
 	Extensions string `json:"extensions,omitempty"`
+
+	// What the Counter counted over the measured operations, and per operation: the
+	// server's user-space instructions, under callgrind.
+	Instructions int64   `json:"instructions,omitempty"`
+	InstrPerOp   float64 `json:"instr_per_op,omitempty"`
+	// Style is how the server handles a message, as the caller named it ("stream" or
+	// "message"); results of different styles are compared apart.
+	Style string `json:"style,omitempty"`
+	// Messages is a counted run's measured operations per connection or worker.
+	Messages int `json:"messages,omitempty"`
+}
+
+// Counter counts the work of the server between Zero and Count, as callgrind counts its
+// instructions. A run calls Zero once every connection has done its warm-up operations
+// and waits for its next one, and Count once every connection has done its measured
+// operations, before any is closed.
+type Counter interface {
+	Zero() error
+	Count() (int64, error)
 }
 
 // String is the human-readable line.
@@ -102,6 +132,9 @@ func (r Result) String() string {
 	if r.Extensions != "" {
 		s += fmt.Sprintf(", extensions %q", r.Extensions)
 	}
+	if r.Instructions > 0 {
+		s += fmt.Sprintf(", server %.0f instructions/op", r.InstrPerOp)
+	}
 	return s + fmt.Sprintf("; load generator %.0f%% of a core", r.LoadCPUPct)
 }
 
@@ -117,7 +150,7 @@ func Run(cfg Config) (Result, error) {
 	if cfg.Inflight <= 0 {
 		cfg.Inflight = 1
 	}
-	res := Result{Label: cfg.Label, Scenario: cfg.Scenario, Conns: cfg.Conns, Size: cfg.Size, ServerCPUus: -1}
+	res := Result{Label: cfg.Label, Style: cfg.Style, Scenario: cfg.Scenario, Conns: cfg.Conns, Size: cfg.Size, ServerCPUus: -1}
 	var err error
 	switch cfg.Scenario {
 	case "echo", "echo-deflate":
@@ -127,6 +160,9 @@ func Run(cfg Config) (Result, error) {
 		cfg.Inflight = 1
 		err = runTimed(cfg, &res, echoWorker)
 	case "pipeline", "pipeline-batch":
+		if cfg.WarmupMessages > 0 {
+			return res, errors.New("load: warm-up messages apply to echo and upgrade, not pipelines")
+		}
 		res.Inflight = cfg.Inflight
 		err = runTimed(cfg, &res, pipelineWorker)
 	case "idle":
@@ -155,11 +191,22 @@ type run struct {
 	// Bytes on the wire of the measured round trips (echo scenarios).
 	sentBytes, echoBytes atomic.Int64
 
+	// A counted run (cfg.Messages > 0) holds its workers at two gates: after their
+	// warm-up until measuring starts, and after their measured operations until the
+	// counter has been read. gates[id] says which worker id has passed; warm and
+	// measured count those yet to pass; start and counted open the gates.
+	gates          []gate
+	warm, measured sync.WaitGroup
+	start, counted chan struct{}
+
 	mu         sync.Mutex
 	latencies  []time.Duration
 	extensions string
 	err        error
 }
+
+// gate is the progress of one worker of a counted run.
+type gate struct{ warm, measured sync.Once }
 
 func (r *run) fail(err error) {
 	r.mu.Lock()
@@ -170,9 +217,40 @@ func (r *run) fail(err error) {
 	r.phase.Store(stopping)
 }
 
-// done reports whether a worker that has sent k messages should stop.
+// done reports whether a worker that has done k operations should stop.
 func (r *run) done(k int) bool {
-	return r.phase.Load() == stopping || (r.cfg.Messages > 0 && k >= r.cfg.Messages)
+	return r.phase.Load() == stopping || (r.cfg.Messages > 0 && k >= r.cfg.WarmupMessages+r.cfg.Messages)
+}
+
+// warmed is called by worker id after k operations. In a counted run, once k is its
+// warm-up, it waits until every worker is there and measuring starts; it reports
+// whether to go on.
+func (r *run) warmed(id, k int) bool {
+	if r.cfg.Messages <= 0 || k != r.cfg.WarmupMessages {
+		return r.phase.Load() != stopping
+	}
+	r.gates[id].warm.Do(r.warm.Done)
+	<-r.start
+	return r.phase.Load() != stopping
+}
+
+// finished is called by worker id after its last operation. In a counted run it waits
+// until every worker is done and the counter has been read, so that no connection is
+// closed while the server's work is counted.
+func (r *run) finished(id int) {
+	if r.cfg.Messages <= 0 {
+		return
+	}
+	r.leave(id) // both gates: a worker stopped early never reached the first
+	<-r.counted
+}
+
+// leave passes worker id through the gates it has not passed, when it returns early.
+func (r *run) leave(id int) {
+	if r.cfg.Messages > 0 {
+		r.gates[id].warm.Do(r.warm.Done)
+		r.gates[id].measured.Do(r.measured.Done)
+	}
 }
 
 func (r *run) record(lat []time.Duration) {
@@ -186,31 +264,63 @@ func (r *run) record(lat []time.Duration) {
 type worker func(r *run, id int) error
 
 // runTimed runs cfg.Conns workers through the warmup and the measured duration or, when
-// cfg.Messages is set, until each has done that many, all of them measured.
+// cfg.Messages is set, through cfg.WarmupMessages operations each and then cfg.Messages
+// measured ones, with cfg.Counter zeroed between and read after.
 func runTimed(cfg Config, res *Result, w worker) error {
-	r := &run{cfg: cfg}
+	counted := cfg.Messages > 0
+	if cfg.Counter != nil && !counted {
+		return errors.New("load: a counter needs a number of messages")
+	}
+	if cfg.WarmupMessages < 0 {
+		return errors.New("load: negative warm-up messages")
+	}
+	r := &run{cfg: cfg, gates: make([]gate, cfg.Conns), start: make(chan struct{}), counted: make(chan struct{})}
+	r.warm.Add(cfg.Conns)
+	r.measured.Add(cfg.Conns)
 	var wg sync.WaitGroup
-	start := func() {
-		for id := range cfg.Conns {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := w(r, id); err != nil {
-					r.fail(fmt.Errorf("connection %d: %w", id, err))
-				}
-			}()
-		}
+	for id := range cfg.Conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer r.leave(id)
+			if err := w(r, id); err != nil {
+				r.fail(fmt.Errorf("connection %d: %w", id, err))
+			}
+		}()
+	}
+	// release opens both gates, once, so that no worker is left waiting.
+	var releaseOnce sync.Once
+	release := func() {
+		releaseOnce.Do(func() {
+			select {
+			case <-r.start:
+			default:
+				close(r.start)
+			}
+			close(r.counted)
+		})
 	}
 	stop := func() {
 		r.phase.Store(stopping)
+		release()
 		wg.Wait()
 	}
+	settle := func() {
+		if cfg.Scenario == "upgrade" {
+			time.Sleep(cfg.Settle)
+		}
+	}
 
-	counted := cfg.Messages > 0
 	if counted {
-		r.phase.Store(measuring)
+		r.warm.Wait()
+		if r.err == nil && cfg.Counter != nil {
+			settle()
+			if err := cfg.Counter.Zero(); err != nil {
+				stop()
+				return fmt.Errorf("load: zeroing the counter: %w", err)
+			}
+		}
 	} else {
-		start()
 		time.Sleep(cfg.Warmup)
 	}
 	cpu0, err := readCPU(cfg.PID)
@@ -221,8 +331,9 @@ func runTimed(cfg Config, res *Result, w worker) error {
 	self0, _ := readCPU(os.Getpid())
 	t0 := time.Now()
 	if counted {
-		start()
-		wg.Wait()
+		r.phase.CompareAndSwap(warming, measuring)
+		close(r.start)
+		r.measured.Wait()
 	} else {
 		r.phase.CompareAndSwap(warming, measuring)
 		time.Sleep(cfg.Duration)
@@ -231,12 +342,21 @@ func runTimed(cfg Config, res *Result, w worker) error {
 	elapsed := time.Since(t0)
 	cpu1, err := readCPU(cfg.PID)
 	self1, _ := readCPU(os.Getpid())
+	var count int64
+	var countErr error
+	if counted && r.err == nil && cfg.Counter != nil {
+		settle()
+		count, countErr = cfg.Counter.Count()
+	}
 	stop()
 	if r.err != nil {
 		return r.err // the first failure: the others may follow from it
 	}
 	if err != nil {
 		return err
+	}
+	if countErr != nil {
+		return fmt.Errorf("load: reading the counter: %w", countErr)
 	}
 
 	res.Ops = r.ops.Load()
@@ -257,6 +377,13 @@ func runTimed(cfg Config, res *Result, w worker) error {
 		if res.Ops > 0 {
 			res.ServerCPUus = float64((cpu1 - cpu0).Microseconds()) / float64(res.Ops)
 		}
+	}
+	if counted {
+		res.Messages = cfg.Messages
+	}
+	if cfg.Counter != nil && res.Ops > 0 {
+		res.Instructions = count
+		res.InstrPerOp = float64(count) / float64(res.Ops)
 	}
 	return nil
 }
@@ -302,6 +429,9 @@ func echoWorker(r *run, id int) error {
 	var lat []time.Duration
 	defer func() { r.record(lat) }()
 	for k := 0; !r.done(k); k++ {
+		if !r.warmed(id, k) {
+			return nil
+		}
 		t0 := time.Now()
 		sent, received := c.sentBytes, c.receivedBytes
 		if err := c.roundTrip(k); err != nil {
@@ -315,6 +445,7 @@ func echoWorker(r *run, id int) error {
 			r.echoBytes.Add(c.receivedBytes - received)
 		}
 	}
+	r.finished(id)
 	return nil
 }
 
@@ -327,6 +458,9 @@ func pipelineWorker(r *run, id int) error {
 		return err
 	}
 	defer c.close()
+	if !r.warmed(id, 0) {
+		return nil
+	}
 	// A slot is taken before a message is sent and freed once its echo is in; sent
 	// carries the send times, in order, from the writer to the reader.
 	slots := make(chan struct{}, r.cfg.Inflight)
@@ -384,7 +518,11 @@ func pipelineWorker(r *run, id int) error {
 			r.ops.Add(1)
 		}
 	}
-	return <-werr
+	if err := <-werr; err != nil {
+		return err
+	}
+	r.finished(id)
+	return nil
 }
 
 // upgradeWorker opens connections, completes the handshake and drops them.
@@ -392,6 +530,9 @@ func upgradeWorker(r *run, id int) error {
 	var lat []time.Duration
 	defer func() { r.record(lat) }()
 	for k := 0; !r.done(k); k++ {
+		if !r.warmed(id, k) {
+			return nil
+		}
 		t0 := time.Now()
 		o := r.cfg.options(id)
 		o.size, o.seed = 0, o.seed+uint64(k)
@@ -405,6 +546,7 @@ func upgradeWorker(r *run, id int) error {
 			r.ops.Add(1)
 		}
 	}
+	r.finished(id)
 	return nil
 }
 
