@@ -1,8 +1,13 @@
 // Command report reads the JSON lines the load generator printed, over any number of
 // rounds, and prints a Markdown table per scenario: the median of each figure for each
-// server, with ratios to the best peer library and to the plain TCP floor.
+// server, with ratios to the best peer library and to the plain TCP floor. Counted runs
+// under callgrind (callgrind.sh) make one table of instructions per operation instead,
+// with each round's figures.
 //
-//	report results.jsonl
+//	report [-svg chart.svg] results.jsonl…
+//
+// With -svg it also draws the side-by-side figures (instructions per round trip and per
+// handshake, idle memory per connection) as an SVG chart.
 //
 // Servers named "floor" are the floor; those named "ours" or "ours-…" are this module;
 // every other name is a peer. A table without a floor has no ratios to it.
@@ -11,6 +16,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -18,17 +24,20 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/hybi/websocket/bench/internal/echo"
 	"github.com/hybi/websocket/bench/internal/load"
 )
 
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("report: ")
+	svg := flag.String("svg", "", "also draw the instructions per operation and the idle memory per connection into this SVG file")
+	flag.Parse()
 	var results []load.Result
-	if len(os.Args) < 2 {
+	if flag.NArg() == 0 {
 		results = readResults(os.Stdin)
 	}
-	for _, name := range os.Args[1:] {
+	for _, name := range flag.Args() {
 		f, err := os.Open(name)
 		if err != nil {
 			log.Fatal(err)
@@ -40,6 +49,19 @@ func main() {
 		log.Fatal("no results")
 	}
 	write(os.Stdout, results)
+	if *svg != "" {
+		f, err := os.Create(*svg)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := drawChart(f, results); err != nil {
+			f.Close()
+			log.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			log.Fatal(err)
+		}
+	}
 }
 
 func readResults(r io.Reader) []load.Result {
@@ -101,19 +123,30 @@ func columns(scenario string) []column {
 // key identifies a scenario with its parameters.
 type key struct {
 	scenario              string
+	style                 string
 	conns, size, inflight int
 }
 
 func (k key) String() string {
+	scenario := k.scenario
+	switch k.style {
+	case "stream":
+		scenario += ", streaming"
+	case "message":
+		scenario += ", whole-message"
+	case "":
+	default:
+		scenario += ", " + k.style
+	}
 	switch k.scenario {
 	case "idle":
 		return fmt.Sprintf("idle: %d connections, one %s echo each", k.conns, bytesLabel(k.size))
 	case "upgrade":
 		return fmt.Sprintf("upgrade: %d workers", k.conns)
 	case "pipeline", "pipeline-batch":
-		return fmt.Sprintf("%s: %s × %d conns × %d in flight", k.scenario, bytesLabel(k.size), k.conns, k.inflight)
+		return fmt.Sprintf("%s: %s × %d conns × %d in flight", scenario, bytesLabel(k.size), k.conns, k.inflight)
 	}
-	return fmt.Sprintf("%s: %s × %d conns", k.scenario, bytesLabel(k.size), k.conns)
+	return fmt.Sprintf("%s: %s × %d conns", scenario, bytesLabel(k.size), k.conns)
 }
 
 func bytesLabel(n int) string {
@@ -141,12 +174,43 @@ func libRank(lib string) int { // ours first, the floor last, peers between
 	return 2
 }
 
+// sortLibs orders libs as the tables show them: ours first, then the peers, the floor
+// last, each group in the order of first appearance.
+func sortLibs(libs []string, order map[string]int) {
+	slices.SortFunc(libs, func(a, b string) int {
+		if d := libRank(a) - libRank(b); d != 0 {
+			return d
+		}
+		return order[a] - order[b]
+	})
+}
+
+// hasStyle reports whether a scenario's table shows each server's style.
+func hasStyle(scenario string) bool { return scenario != "idle" && scenario != "upgrade" }
+
 func write(w io.Writer, results []load.Result) {
+	var counted, timed []load.Result
+	for _, r := range results {
+		if r.Instructions > 0 {
+			counted = append(counted, r)
+		} else {
+			timed = append(timed, r)
+		}
+	}
+	if len(counted) > 0 {
+		writeInstructions(w, counted)
+	}
+	if len(timed) > 0 {
+		writeTimed(w, timed)
+	}
+}
+
+func writeTimed(w io.Writer, results []load.Result) {
 	var keys []key
 	byKey := map[key]map[string][]load.Result{}
 	libOrder := map[string]int{}
 	for _, r := range results {
-		k := key{r.Scenario, r.Conns, r.Size, r.Inflight}
+		k := key{r.Scenario, r.Style, r.Conns, r.Size, r.Inflight}
 		if byKey[k] == nil {
 			byKey[k] = map[string][]load.Result{}
 			keys = append(keys, k)
@@ -162,12 +226,7 @@ func write(w io.Writer, results []load.Result) {
 		for lib := range runs {
 			libs = append(libs, lib)
 		}
-		slices.SortFunc(libs, func(a, b string) int {
-			if d := libRank(a) - libRank(b); d != 0 {
-				return d
-			}
-			return libOrder[a] - libOrder[b]
-		})
+		sortLibs(libs, libOrder)
 		cols := columns(k.scenario)
 		med := map[string][]float64{}
 		for _, lib := range libs {
@@ -188,6 +247,9 @@ func write(w io.Writer, results []load.Result) {
 
 		fmt.Fprintf(w, "### %v (median of %d)\n\n", k, rounds)
 		head := []string{"lib"}
+		if hasStyle(k.scenario) {
+			head = append(head, "style")
+		}
 		for _, c := range cols {
 			head = append(head, c.title)
 		}
@@ -202,6 +264,9 @@ func write(w io.Writer, results []load.Result) {
 		fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat(" ---: |", len(head)))
 		for _, lib := range libs {
 			row := []string{lib}
+			if hasStyle(k.scenario) {
+				row = append(row, echo.Style(lib))
+			}
 			for i, c := range cols {
 				row = append(row, fmt.Sprintf(c.format, med[lib][i]))
 			}
@@ -227,7 +292,7 @@ func write(w io.Writer, results []load.Result) {
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w, "Ratios divide this row's median by the best peer's (the highest rate, the least CPU or memory) and by the floor's: above 1 is a higher rate or more cost. Echo B on the wire is the echoed message's frames, headers included, as the server compressed them.")
+	fmt.Fprintln(w, "Ratios divide this row's median by the best peer's (the highest rate, the least CPU or memory) and by the floor's: above 1 is a higher rate or more cost. Echo B on the wire is the echoed message's frames, headers included, as the server compressed them. Style: stream copies each message from the library's reader into its writer; message reads it whole into one slice and writes it with one call; bytes is the plain TCP floor.")
 }
 
 func ratio(v, ref float64, ok bool) string {
