@@ -27,7 +27,7 @@
 #   WORKERS         handshake workers [4]
 #   HANDSHAKES      measured handshakes per worker [250]
 #   WARMUP_HANDSHAKES  handshakes per worker before them [50]
-#   IDLE_CONNS      connections of the idle phase, run natively; 0 skips it [2000]
+#   IDLE_CONNS      connections of the idle phase, run natively; 0 skips it [5000]
 #   SERVER_CPU, LOAD_CPU  CPUs to pin to [0, 1]
 #   RESULTS         file the JSON lines are appended to [a new temporary file]
 #   SVG             chart written by the report [callgrind.svg in the current directory]
@@ -46,7 +46,7 @@ WARMUP_MESSAGES=${WARMUP_MESSAGES:-200}
 WORKERS=${WORKERS:-4}
 HANDSHAKES=${HANDSHAKES:-250}
 WARMUP_HANDSHAKES=${WARMUP_HANDSHAKES:-50}
-IDLE_CONNS=${IDLE_CONNS:-2000}
+IDLE_CONNS=${IDLE_CONNS:-5000}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 SVG=${SVG:-$out_dir/callgrind.svg}

@@ -12,9 +12,12 @@
 #               (ours-msg and ours-bg are two more ways of using this module)
 #   DEFLATE_LIBS  servers of the echo-deflate scenario, which needs permessage-deflate
 #               [the -deflate server of each of LIBS that has one]
-#   SCENARIOS   which of echo-64 echo-4k echo-1m echo-deflate pipeline pipeline-batch idle
-#               upgrade
-#               [all of them]
+#   MSG_LIBS    servers of the whole-message scenarios (those ending in -msg)
+#               [the -msg server of each of LIBS that has one, else the server itself:
+#               gws, which has no streaming API, and the floor]
+#   SCENARIOS   which of echo-64 echo-4k echo-1m echo-1m-msg echo-deflate pipeline
+#               pipeline-batch idle upgrade, and echo-64-msg echo-4k-msg
+#               [all but the last two]
 #   SERVER_CPU, LOAD_CPU  CPUs to pin to [0, 1]
 #   RESULTS     file the JSON lines are appended to [a new temporary file]
 #
@@ -27,7 +30,7 @@ DURATION=${DURATION:-5s}
 WARMUP=${WARMUP:-500ms}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 LIBS=(${LIBS:-ours gorilla coder gobwas gws floor})
-SCENARIOS=(${SCENARIOS:-echo-64 echo-4k echo-1m echo-deflate pipeline pipeline-batch idle upgrade})
+SCENARIOS=(${SCENARIOS:-echo-64 echo-4k echo-1m echo-1m-msg echo-deflate pipeline pipeline-batch idle upgrade})
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 
@@ -71,12 +74,29 @@ else
   done
 fi
 
-# scenario_args prints the load generator's flags for a scenario.
+# The whole-message scenarios run the whole-message namesake of each of LIBS.
+if [[ -n ${MSG_LIBS:-} ]]; then
+  MSG_LIBS=(${MSG_LIBS})
+else
+  known=" $("$work/echoserver" -list | tr '\n' ' ') "
+  MSG_LIBS=()
+  for lib in "${LIBS[@]}"; do
+    if [[ $known == *" $lib-msg "* ]]; then
+      MSG_LIBS+=("$lib-msg")
+    else
+      MSG_LIBS+=("$lib")
+    fi
+  done
+fi
+
+# scenario_args prints the load generator's flags for a scenario. -style names the style
+# of the servers a scenario compares, which keeps its table apart from the other style's.
 scenario_args() {
   case $1 in
-    echo-64) echo "-scenario echo -conns 64 -size 64" ;;
-    echo-4k) echo "-scenario echo -conns 64 -size 4096" ;;
-    echo-1m) echo "-scenario echo -conns 8 -size 1048576" ;;
+    *-msg) echo "$(scenario_args "${1%-msg}" | sed 's/-style stream/-style message/')" ;;
+    echo-64) echo "-scenario echo -conns 64 -size 64 -style stream" ;;
+    echo-4k) echo "-scenario echo -conns 64 -size 4096 -style stream" ;;
+    echo-1m) echo "-scenario echo -conns 8 -size 1048576 -style stream" ;;
     echo-deflate) echo "-scenario echo-deflate -conns 64 -size 4096" ;;
     pipeline) echo "-scenario pipeline -conns 16 -inflight 16 -size 128" ;;
     pipeline-batch) echo "-scenario pipeline-batch -conns 16 -inflight 16 -size 128" ;;
@@ -118,6 +138,9 @@ run_one() {
 for ((round = 1; round <= ROUNDS; round++)); do
   for scenario in "${SCENARIOS[@]}"; do
     servers=("${LIBS[@]}")
+    if [[ $scenario == *-msg ]]; then
+      servers=("${MSG_LIBS[@]}")
+    fi
     if [[ $scenario == echo-deflate ]]; then
       servers=("${DEFLATE_LIBS[@]}")
       if ((${#servers[@]} == 0)); then
