@@ -91,6 +91,8 @@ type Conn struct {
 	pingMu    sync.Mutex
 	pings     map[string]chan struct{}
 	pingCount atomic.Uint64
+
+	group *Group // the Group Accept added it to, which it leaves when it closes
 }
 
 func newConn(nc net.Conn, br *bufio.Reader, client bool, subprotocol string) *Conn {
@@ -214,6 +216,7 @@ func (c *Conn) teardown(cause error) bool {
 		close(c.closed)
 		c.rwatch.close()
 		c.wwatch.close()
+		c.group.remove(c)
 	})
 	return done
 }
@@ -265,3 +268,12 @@ func (c *Conn) drain() {
 		c.rb.discard(c.rb.buffered())
 	}
 }
+
+// LocalAddr returns the local network address of the connection. It is safe to call at
+// any time, also after the Conn is closed.
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
+// RemoteAddr returns the peer's network address: the TCP peer, which behind a proxy is
+// the proxy, not the client. It is safe to call at any time, also after the Conn is
+// closed.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }

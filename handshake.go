@@ -50,6 +50,10 @@ type AcceptOptions struct {
 	// not dropped when a later write's context ends before anything was sent: it leaves
 	// with the write after. Default: false, every message is sent as it is written.
 	CoalesceWrites bool
+
+	// Group, if set, adds the Conn to the group, whose Shutdown closes every Conn in it
+	// with 1001 (going away); the Conn leaves the group when it closes. Default: none.
+	Group *Group
 }
 
 // acceptGUID is the fixed string RFC 6455 §1.3 appends to the key.
@@ -126,6 +130,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	if opts.CoalesceWrites {
 		c.coalesceWrites()
 	}
+	opts.Group.add(c)
 	return c, nil
 }
 
