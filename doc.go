@@ -133,4 +133,26 @@
 // eighth and 1 KiB). Data that is not valid DEFLATE fails the connection with 1007, and
 // so does a message that does not end between two blocks, as RFC 7692 §7.2.1 has
 // senders end one.
+//
+// # Streams
+//
+// NetConn turns a Conn into a net.Conn, for a protocol that expects a byte stream (SSH,
+// a database's wire protocol, gRPC through a custom dialer): each Write is one message,
+// and reads return the payloads of the messages received, in order, streamed as they
+// arrive, so that a large message is never held whole. Deadlines work as on a TCP
+// connection, and one that passes between two frames costs nothing but the call: clear
+// it and the stream goes on. The peer's close with 1000, or with no code, reads as
+// io.EOF; Close runs the closing handshake with 1000. The adapter costs about 1.4 KiB per
+// connection once it has been read and written (a context per direction, which the Conn
+// watches), no goroutine, and a timer for each deadline set in the future.
+//
+// # Shutdown
+//
+// http.Server.Shutdown neither closes nor waits for the connections its handlers took
+// over with Accept. A Group does: name it in AcceptOptions.Group, and Group.Shutdown
+// sends every Conn still open a close frame with 1001 (going away), waits for the peers'
+// answers, and cuts off those that have not answered by its context's end. Registered
+// with http.Server.RegisterOnShutdown, it starts with the server's shutdown. A Group
+// costs a map entry per connection, about 20 bytes, and no goroutine or timer; Shutdown
+// runs at most 16 goroutines while it works.
 package websocket

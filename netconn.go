@@ -38,8 +38,9 @@ import (
 // message whole, c.SetReadLimit(0) removes it at no memory cost. Reads may be called
 // from several goroutines, which take turns; so may writes, each a message of its own.
 // Nothing but the returned net.Conn should read from c, and nothing else should write
-// to it mid-stream. The adapter adds about 300 bytes to c and no goroutine; a deadline
-// in the future holds a timer until it passes or is changed.
+// to it mid-stream. The adapter adds about 1.4 KiB to c once it has read and written
+// (a context per direction, which the Conn watches), and no goroutine; a deadline in the
+// future holds a timer until it passes or is changed.
 func NetConn(c *Conn, typ MessageType) net.Conn {
 	return &netConn{c: c, typ: typ}
 }
