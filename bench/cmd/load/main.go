@@ -49,6 +49,7 @@ func main() {
 	flag.DurationVar(&cfg.Settle, "settle", 1e9, "wait before reading the server's memory (idle)")
 	flag.BoolVar(&cfg.Raw, "raw", false, "no handshake, no framing: for the plain TCP floor server")
 	flag.IntVar(&cfg.Messages, "messages", 0, "if > 0, messages (or handshakes) per connection, all measured, instead of -duration")
+	flag.DurationVar(&cfg.Pause, "pause", 0, "echo: wait this long after each echo before sending the next message")
 	flag.BoolVar(&cfg.Text, "text", false, "send text messages instead of binary")
 	flag.IntVar(&cfg.WarmupMessages, "warmup-messages", 0, "with -messages, unmeasured messages (or handshakes) per connection before them")
 	callgrind := flag.Bool("callgrind", false, "count the instructions of the server -pid, run under valgrind --tool=callgrind, over the -messages (needs callgrind_control)")

@@ -16,6 +16,7 @@ import (
 type instrKey struct {
 	scenario    string
 	conns, size int
+	pauseUs     float64 // between an echo and the next message
 }
 
 // String is the figure's column title.
@@ -23,7 +24,15 @@ func (k instrKey) String() string {
 	if k.scenario == "upgrade" {
 		return fmt.Sprintf("handshake (%d workers)", k.conns)
 	}
-	return fmt.Sprintf("%s %s × %d conns", k.scenario, bytesLabel(k.size), k.conns)
+	return fmt.Sprintf("%s %s × %d conns%s", k.scenario, bytesLabel(k.size), k.conns, k.pause())
+}
+
+// pause says how long each connection waited between an echo and its next message.
+func (k instrKey) pause() string {
+	if k.pauseUs <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %.0f µs apart", k.pauseUs)
 }
 
 // short names the figure where the column title would be too long.
@@ -40,7 +49,7 @@ func (k instrKey) per() string {
 	case "upgrade":
 		return "per handshake"
 	case "echo":
-		return fmt.Sprintf("per %s round trip (%d conns)", bytesLabel(k.size), k.conns)
+		return fmt.Sprintf("per %s round trip (%d conns%s)", bytesLabel(k.size), k.conns, k.pause())
 	}
 	return fmt.Sprintf("per %s %s operation (%d conns)", bytesLabel(k.size), k.scenario, k.conns)
 }
@@ -71,7 +80,7 @@ func collectInstructions(results []load.Result) instrTable {
 		if r.Instructions <= 0 {
 			continue
 		}
-		k := instrKey{r.Scenario, r.Conns, r.Size}
+		k := instrKey{r.Scenario, r.Conns, r.Size, r.PauseUs}
 		if !slices.Contains(t.keys, k) {
 			t.keys = append(t.keys, k)
 		}

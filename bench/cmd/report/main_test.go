@@ -70,14 +70,14 @@ func TestReportStyles(t *testing.T) {
 }
 
 // countedRuns are two rounds of counted runs, and the idle runs of callgrind.sh.
-const countedRuns = `{"lib":"ours","scenario":"echo","conns":16,"size":64,"ops":16000,"instructions":73600000,"instr_per_op":4600}
-{"lib":"gorilla","scenario":"echo","conns":16,"size":64,"ops":16000,"instructions":70000000,"instr_per_op":4375}
-{"lib":"floor","scenario":"echo","conns":16,"size":64,"ops":16000,"instructions":36000000,"instr_per_op":2250}
+const countedRuns = `{"lib":"ours","scenario":"echo","conns":16,"size":64,"pause_us":300,"ops":16000,"instructions":73600000,"instr_per_op":4600}
+{"lib":"gorilla","scenario":"echo","conns":16,"size":64,"pause_us":300,"ops":16000,"instructions":70000000,"instr_per_op":4375}
+{"lib":"floor","scenario":"echo","conns":16,"size":64,"pause_us":300,"ops":16000,"instructions":36000000,"instr_per_op":2250}
 {"lib":"ours","scenario":"upgrade","conns":4,"ops":1000,"instructions":92600000,"instr_per_op":92600}
 {"lib":"gorilla","scenario":"upgrade","conns":4,"ops":1000,"instructions":86500000,"instr_per_op":86500}
-{"lib":"ours","scenario":"echo","conns":16,"size":64,"ops":16000,"instructions":74400000,"instr_per_op":4650}
-{"lib":"gorilla","scenario":"echo","conns":16,"size":64,"ops":16000,"instructions":70000000,"instr_per_op":4375}
-{"lib":"floor","scenario":"echo","conns":16,"size":64,"ops":16000,"instructions":36000000,"instr_per_op":2250}
+{"lib":"ours","scenario":"echo","conns":16,"size":64,"pause_us":300,"ops":16000,"instructions":74400000,"instr_per_op":4650}
+{"lib":"gorilla","scenario":"echo","conns":16,"size":64,"pause_us":300,"ops":16000,"instructions":70000000,"instr_per_op":4375}
+{"lib":"floor","scenario":"echo","conns":16,"size":64,"pause_us":300,"ops":16000,"instructions":36000000,"instr_per_op":2250}
 {"lib":"ours","scenario":"upgrade","conns":4,"ops":1000,"instructions":92600000,"instr_per_op":92600}
 {"lib":"gorilla","scenario":"upgrade","conns":4,"ops":1000,"instructions":86500000,"instr_per_op":86500}
 {"lib":"ours","scenario":"idle","conns":2000,"size":64,"ops":2000,"rss_kib_per_conn":12.3}
@@ -92,7 +92,7 @@ func TestReportInstructions(t *testing.T) {
 	write(&out, readResults(strings.NewReader(countedRuns)))
 	s := out.String()
 	assert.Contains(t, s, "### Instructions per operation, counted by callgrind (median of 2)")
-	assert.Contains(t, s, "| lib | style | echo 64 B × 16 conns | handshake (4 workers) | echo 64 B ÷ best peer | handshake ÷ best peer | echo 64 B ÷ floor | handshake ÷ floor |")
+	assert.Contains(t, s, "| lib | style | echo 64 B × 16 conns, 300 µs apart | handshake (4 workers) | echo 64 B ÷ best peer | handshake ÷ best peer | echo 64 B ÷ floor | handshake ÷ floor |")
 	assert.Contains(t, s, "| ours | stream | 4,625 | 92,600 | 1.06 | 1.07 | 2.06 | – |")
 	assert.Contains(t, s, "| floor | bytes | 2,250 | – | 0.51 | – | 1.00 | – |")
 	assert.Contains(t, s, "| ours | 4,600 · 4,650 (1.1 %) | 92,600 · 92,600 (0.0 %) |")
@@ -127,7 +127,7 @@ func TestChart(t *testing.T) {
 	}
 	assert.Equal(t, 1+3+2+3, bars, "the background, then 3 bars of echo, 2 of handshakes, 3 of idle memory")
 	for _, title := range []string{
-		"instructions per 64 B round trip (16 conns)",
+		"instructions per 64 B round trip (16 conns, 300 µs apart)",
 		"instructions per handshake",
 		"idle memory per connection (2000 connections)",
 	} {

@@ -47,23 +47,25 @@ func (c Callgrind) Count() (int64, error) {
 	return parseEventTotals(out)
 }
 
-// parseEventTotals sums the per-thread counts that `callgrind_control -e Ir` prints:
+// parseEventTotals sums the per-thread counts that `callgrind_control -e Ir` prints,
+// where a thread's number of two digits leaves no space after "Th":
 //
 //	PID 5789: ./echoserver -lib floor
 //
 //	  Totals:        Ir
 //	   Th 1           0
 //	   Th 2     190,295
+//	   Th10  25,616,739
 func parseEventTotals(out []byte) (int64, error) {
 	var sum int64
 	threads := 0
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) != 3 || f[0] != "Th" {
+		if len(f) < 2 || !strings.HasPrefix(f[0], "Th") {
 			continue
 		}
-		n, err := strconv.ParseInt(strings.ReplaceAll(f[2], ",", ""), 10, 64)
+		n, err := strconv.ParseInt(strings.ReplaceAll(f[len(f)-1], ",", ""), 10, 64)
 		if err != nil {
 			return 0, fmt.Errorf("load: callgrind_control printed %q: %w", sc.Text(), err)
 		}

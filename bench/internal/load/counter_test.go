@@ -208,11 +208,13 @@ func TestParseEventTotals(t *testing.T) {
    Th 1           0 
    Th 2     190,295 
    Th 6  25,616,739 
+   Th10   1,000,001 
+   Th11           2 
 
 `)
 	n, err := parseEventTotals(out)
 	require.NoError(t, err)
-	assert.EqualValues(t, 190_295+25_616_739, n)
+	assert.EqualValues(t, 190_295+25_616_739+1_000_001+2, n)
 
 	for _, bad := range []string{"", "PID 1: x\n  Totals: Ir\n", "   Th 1  12x4\n"} {
 		_, err := parseEventTotals([]byte(bad))

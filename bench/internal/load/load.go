@@ -50,6 +50,10 @@ type Config struct {
 	Messages       int
 	WarmupMessages int
 	Warmup         time.Duration // time run but not measured before Duration
+	// Pause is how long an echo connection waits after each echo before it sends the
+	// next message: long enough, the server finds no next message when it has answered
+	// one, and parks its reader every time.
+	Pause time.Duration
 	// Settle is the wait before the idle scenario reads the server's memory, and before
 	// Counter is zeroed and read in the upgrade scenario, whose connections the server
 	// may still be closing.
@@ -98,6 +102,8 @@ type Result struct {
 	Style string `json:"style,omitempty"`
 	// Messages is a counted run's measured operations per connection or worker.
 	Messages int `json:"messages,omitempty"`
+	// PauseUs is Config.Pause, in microseconds.
+	PauseUs float64 `json:"pause_us,omitempty"`
 }
 
 // Counter counts the work of the server between Zero and Count, as callgrind counts its
@@ -381,6 +387,7 @@ func runTimed(cfg Config, res *Result, w worker) error {
 	if counted {
 		res.Messages = cfg.Messages
 	}
+	res.PauseUs = float64(cfg.Pause) / float64(time.Microsecond)
 	if cfg.Counter != nil && res.Ops > 0 {
 		res.Instructions = count
 		res.InstrPerOp = float64(count) / float64(res.Ops)
@@ -443,6 +450,9 @@ func echoWorker(r *run, id int) error {
 			r.ops.Add(1)
 			r.sentBytes.Add(c.sentBytes - sent)
 			r.echoBytes.Add(c.receivedBytes - received)
+		}
+		if r.cfg.Pause > 0 {
+			time.Sleep(r.cfg.Pause)
 		}
 	}
 	r.finished(id)
