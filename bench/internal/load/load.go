@@ -36,7 +36,7 @@ var Scenarios = []string{"echo", "echo-deflate", "pipeline", "pipeline-batch", "
 // Config is one run.
 type Config struct {
 	Label    string        // names the server in the result, such as the library
-	Style    string        // how the server handles a message, copied into the result
+	Style    string        // the style of the servers compared ("stream", "message"), copied into the result
 	Addr     string        // host:port of the server
 	PID      int           // the server's process, for CPU and memory; 0 skips them
 	Scenario string        // one of Scenarios
@@ -97,8 +97,8 @@ type Result struct {
 	// server's user-space instructions, under callgrind.
 	Instructions int64   `json:"instructions,omitempty"`
 	InstrPerOp   float64 `json:"instr_per_op,omitempty"`
-	// Style is how the server handles a message, as the caller named it ("stream" or
-	// "message"); results of different styles are compared apart.
+	// Style is that of the servers the run compares, as the caller named it ("stream"
+	// or "message"); the report keeps results of different styles in different tables.
 	Style string `json:"style,omitempty"`
 	// Messages is a counted run's measured operations per connection or worker.
 	Messages int `json:"messages,omitempty"`
