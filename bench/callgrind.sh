@@ -41,6 +41,7 @@
 #   SERVER_CPU, LOAD_CPU  CPUs to pin to [0, 1]
 #   RESULTS         file the JSON lines are appended to [a new temporary file]
 #   SVG             chart written by the report [callgrind.svg in the current directory]
+#   CAPTION         line under the chart's title [the commit, Go's and valgrind's versions]
 #
 # About 90 seconds per round for the seven servers on an idle machine.
 set -euo pipefail
@@ -82,6 +83,14 @@ RESULTS=${RESULTS:-$(mktemp --suffix=.jsonl)}
 need=$((IDLE_CONNS + 1024))
 if (($(ulimit -n) < need)); then
   ulimit -n "$need" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+fi
+
+if [[ -z ${CAPTION:-} ]]; then
+  commit=$(git rev-parse --short HEAD 2>/dev/null || echo "unknown commit")
+  if [[ -n $(git status --porcelain -- .. 2>/dev/null) ]]; then
+    commit+=" with changes"
+  fi
+  CAPTION="$commit, $(go env GOVERSION), $(valgrind --version)"
 fi
 
 CGO_ENABLED=0 go build -o "$work/echoserver" ./cmd/echoserver
@@ -149,6 +158,6 @@ done
 echo
 echo "Results: $RESULTS"
 echo
-"$work/report" -svg "$SVG" "$RESULTS"
+"$work/report" -svg "$SVG" -caption "$CAPTION" "$RESULTS"
 echo
 echo "Chart: $SVG"

@@ -100,8 +100,9 @@ func barColor(lib string) string {
 }
 
 // drawChart writes the side-by-side figures as an SVG picture: a panel of horizontal
-// bars for each figure, each server a bar, fewer (shorter) better.
-func drawChart(w io.Writer, results []load.Result) error {
+// bars for each figure, each server a bar, fewer (shorter) better; caption, if not
+// empty, is printed under the title.
+func drawChart(w io.Writer, results []load.Result, caption string) error {
 	panels := chartPanels(results)
 	if len(panels) == 0 {
 		return errors.New("nothing to draw: no counted runs and no idle runs")
@@ -129,8 +130,11 @@ func drawChart(w io.Writer, results []load.Result) error {
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="#ffffff"/>`+"\n", width, height)
 	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="15" font-weight="bold">%s</text>`+"\n", chartMargin, chartMargin+16,
 		html.EscapeString("Server cost side by side: fewer is better"))
-	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#555">%s</text>`+"\n", chartMargin, chartMargin+30,
-		html.EscapeString("user-space instructions counted by callgrind; resident memory per idle connection"))
+	sub := "user-space instructions counted by callgrind; resident memory per idle connection"
+	if caption != "" {
+		sub += "; " + caption
+	}
+	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#555">%s</text>`+"\n", chartMargin, chartMargin+30, html.EscapeString(sub))
 	y := chartMargin + chartHeader
 	for i, p := range panels {
 		row, col := i/chartCols, i%chartCols

@@ -4,7 +4,7 @@
 // under callgrind (callgrind.sh) make one table of instructions per operation instead,
 // with each round's figures.
 //
-//	report [-svg chart.svg] results.jsonl…
+//	report [-svg chart.svg [-caption TEXT]] results.jsonl…
 //
 // With -svg it also draws the side-by-side figures (instructions per round trip and per
 // handshake, idle memory per connection) as an SVG chart.
@@ -32,6 +32,7 @@ func main() {
 	log.SetFlags(0)
 	log.SetPrefix("report: ")
 	svg := flag.String("svg", "", "also draw the instructions per operation and the idle memory per connection into this SVG file")
+	caption := flag.String("caption", "", "a line under the chart's title, such as the commit measured")
 	flag.Parse()
 	var results []load.Result
 	if flag.NArg() == 0 {
@@ -54,7 +55,7 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		if err := drawChart(f, results); err != nil {
+		if err := drawChart(f, results, *caption); err != nil {
 			f.Close()
 			log.Fatal(err)
 		}

@@ -105,7 +105,7 @@ func TestReportInstructions(t *testing.T) {
 // figure and one for idle memory, a bar for each server, the longest for the most.
 func TestChart(t *testing.T) {
 	var out strings.Builder
-	require.NoError(t, drawChart(&out, readResults(strings.NewReader(countedRuns))))
+	require.NoError(t, drawChart(&out, readResults(strings.NewReader(countedRuns)), "commit <abc>"))
 	s := out.String()
 	d := xml.NewDecoder(strings.NewReader(s))
 	var bars int
@@ -133,9 +133,10 @@ func TestChart(t *testing.T) {
 	} {
 		assert.Contains(t, s, title)
 	}
+	assert.Contains(t, s, "; commit &lt;abc&gt;</text>", "the caption, escaped")
 	assert.Contains(t, s, ">4,625</text>")
 	assert.Contains(t, s, ">25.9 KiB</text>")
 	assert.Contains(t, widths, "300.0", "the most is drawn the longest")
 
-	assert.Error(t, drawChart(io.Discard, nil), "nothing to draw")
+	assert.Error(t, drawChart(io.Discard, nil, ""), "nothing to draw")
 }
