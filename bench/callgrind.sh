@@ -29,13 +29,13 @@
 #   ROUNDS          rounds over every library, a fresh server for each [2]
 #   LIBS            servers [ours ours-go gorilla coder gobwas gws floor]
 #   CONNS           connections of the echo phases [16]
-#   SIZES           message sizes of the echo phases [64 4096]
+#   SIZES           message sizes of the echo phases; empty skips them [64 4096]
 #   MESSAGES        measured round trips per connection [1000]
 #   WARMUP_MESSAGES round trips per connection before them [200]
 #   PAUSE           wait of each connection between an echo and its next message;
 #                   0 sends back to back [300us]
 #   WORKERS         handshake workers [4]
-#   HANDSHAKES      measured handshakes per worker [250]
+#   HANDSHAKES      measured handshakes per worker; 0 skips the phase [250]
 #   WARMUP_HANDSHAKES  handshakes per worker before them [50]
 #   IDLE_CONNS      connections of the idle phase, run natively; 0 skips it [5000]
 #   SERVER_CPU, LOAD_CPU  CPUs to pin to [0, 1]
@@ -51,7 +51,7 @@ cd "$(dirname "$0")"
 ROUNDS=${ROUNDS:-2}
 LIBS=(${LIBS:-ours ours-go gorilla coder gobwas gws floor})
 CONNS=${CONNS:-16}
-SIZES=(${SIZES:-64 4096})
+SIZES=(${SIZES-64 4096})
 MESSAGES=${MESSAGES:-1000}
 WARMUP_MESSAGES=${WARMUP_MESSAGES:-200}
 PAUSE=${PAUSE:-300us}
@@ -144,8 +144,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
       load -callgrind -scenario echo -conns "$CONNS" -size "$size" -pause "$PAUSE" \
         -messages "$MESSAGES" -warmup-messages "$WARMUP_MESSAGES"
     done
-    load -callgrind -scenario upgrade -conns "$WORKERS" -settle 200ms \
-      -messages "$HANDSHAKES" -warmup-messages "$WARMUP_HANDSHAKES"
+    if ((HANDSHAKES > 0)); then
+      load -callgrind -scenario upgrade -conns "$WORKERS" -settle 200ms \
+        -messages "$HANDSHAKES" -warmup-messages "$WARMUP_HANDSHAKES"
+    fi
     stop_server
     if ((IDLE_CONNS > 0)); then
       start_server "$lib"
