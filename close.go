@@ -149,7 +149,18 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 		return err
 	}
 	if err := c.sendClose(code, reason); err != nil {
-		if err == errCloseSent || c.isClosed() {
+		if err == errCloseSent {
+			// Another Close, or the reader answering the peer's close, runs the closing
+			// handshake, and ends it within its timeouts: the Conn is closed once it has.
+			t := time.NewTimer(3 * c.closeTimeout)
+			select {
+			case <-c.closed:
+			case <-t.C:
+			}
+			t.Stop()
+			return c.closedErr()
+		}
+		if c.isClosed() {
 			return c.closedErr()
 		}
 		c.teardown(err)
@@ -181,13 +192,13 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	return fmt.Errorf("websocket: close handshake did not complete: %w", &closedError{cause: c.err})
 }
 
-// CloseNow closes the TCP connection at once, without a closing handshake. Blocked
-// reads and writes return. It returns an error satisfying errors.Is(err, net.ErrClosed)
+// CloseNow closes the TCP connection at once, without a closing handshake; it never
+// waits. Blocked reads and writes return. It returns an error satisfying errors.Is(err, net.ErrClosed)
 // if the Conn was closed already.
 func (c *Conn) CloseNow() error {
 	if c.co != nil {
-		// A Write that returned nil is not lost to write coalescing.
-		c.sendHeld(context.Background(), c.closeTimeout)
+		// Messages that write coalescing holds leave if they can without waiting.
+		c.sendHeldNow()
 	}
 	if !c.teardown(nil) {
 		return c.closedErr()

@@ -2,10 +2,8 @@ package websocket
 
 import (
 	"context"
-	"runtime"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // A Conn with write coalescing (AcceptOptions.CoalesceWrites, DialOptions.CoalesceWrites)
@@ -31,6 +29,11 @@ type coalescer struct {
 	waiting atomic.Bool  // the reader waits for the network: nothing may stay held
 	n       atomic.Int32 // bytes held in buf
 	buf     *[maxHeld]byte
+
+	// The reader waiting in sendHeld for the frame lock's holder.
+	wakeMu  sync.Mutex
+	wake    chan struct{} // guarded by wakeMu
+	wakeSet atomic.Bool   // wake is not nil
 }
 
 // hold keeps frame back instead of sending it, if it may: the reader has input to go on
@@ -81,6 +84,7 @@ func (c *Conn) writeHeld(a, b []byte) (int64, error) {
 	n := co.n.Load()
 	co.n.Store(0)
 	co.buf = nil
+	co.signal()
 	wrote, err := c.writev(held[:n], a, b)
 	if wrote == 0 && err != nil {
 		co.buf = held
@@ -112,37 +116,92 @@ func (c *Conn) writev(a, b, d []byte) (int64, error) {
 // The caller holds readLock.
 func (c *Conn) beforeWait() {
 	c.co.waiting.Store(true)
-	c.sendHeld(c.rwatch.current(), 0)
+	c.sendHeld(c.rwatch.current())
 }
 
-// sendHeld sends the held frames. It waits for the frame lock only while some are held: a
-// writer that has the lock sends them with its own frame, or has just held one and sees
-// the reader waiting, so the wait is short. The write answers to ctx; a timeout, when not
-// zero, bounds it instead.
-func (c *Conn) sendHeld(ctx context.Context, timeout time.Duration) {
+// sendHeld sends the held frames, answering to ctx. While another goroutine has the frame
+// lock, it waits until that one takes the held frames to send with its own, or lets go
+// of the lock: since writers hold frames only while the reader is not waiting, the wait
+// is short.
+func (c *Conn) sendHeld(ctx context.Context) {
 	co := c.co
 	for co.n.Load() > 0 && !c.isClosed() {
 		if c.frameLock.tryLock() {
-			if co.n.Load() > 0 && !c.closeSent {
-				if timeout > 0 {
-					c.wwatch.deadline(time.Now().Add(timeout))
-				} else {
-					c.wwatch.start(ctx)
-				}
-				wrote, err := c.writeHeld(nil, nil)
-				if timeout > 0 {
-					c.wwatch.deadline(time.Time{})
-				}
-				if c.writeResult(ctx, wrote, err) != nil {
-					c.frameLock.unlock() // not unlockFrame: a waiting pong would block again
-					return
-				}
-			}
-			c.unlockFrame(ctx)
+			c.writeHeldLocked(ctx)
 			return
 		}
-		runtime.Gosched()
+		wake := co.waiter()
+		// Look again, now that a holder letting go will wake us: it may have done so
+		// before we asked.
+		if co.n.Load() == 0 {
+			return
+		}
+		if c.frameLock.tryLock() {
+			c.writeHeldLocked(ctx)
+			return
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return
+		case <-c.closed:
+			return
+		}
 	}
+}
+
+// writeHeldLocked sends the held frames, if any are left. The caller holds frameLock,
+// which it releases.
+func (c *Conn) writeHeldLocked(ctx context.Context) {
+	if c.co.n.Load() > 0 && !c.closeSent {
+		c.wwatch.start(ctx)
+		wrote, err := c.writeHeld(nil, nil)
+		if c.writeResult(ctx, wrote, err) != nil {
+			c.frameLock.unlock() // not unlockFrame: a waiting pong would block again
+			return
+		}
+	}
+	c.unlockFrame(ctx)
+}
+
+// waiter returns a channel closed once the held frames are taken or the frame lock is
+// let go.
+func (co *coalescer) waiter() <-chan struct{} {
+	co.wakeMu.Lock()
+	defer co.wakeMu.Unlock()
+	if co.wake == nil {
+		co.wake = make(chan struct{})
+		co.wakeSet.Store(true)
+	}
+	return co.wake
+}
+
+// signal wakes the reader waiting in sendHeld, if any.
+func (co *coalescer) signal() {
+	if co == nil || !co.wakeSet.Load() {
+		return
+	}
+	co.wakeMu.Lock()
+	if co.wake != nil {
+		close(co.wake)
+		co.wake = nil
+		co.wakeSet.Store(false)
+	}
+	co.wakeMu.Unlock()
+}
+
+// sendHeldNow sends the held frames for CloseNow, which must not wait: only if the frame
+// lock is free, and with one write that does not wait for the socket (TCP and Unix
+// sockets); elsewhere they are dropped.
+func (c *Conn) sendHeldNow() {
+	co := c.co
+	if co.n.Load() == 0 || !c.frameLock.tryLock() {
+		return
+	}
+	if n := co.n.Load(); n > 0 && !c.closeSent {
+		writeNoWait(c.rb.raw, co.buf[:n])
+	}
+	c.frameLock.unlock()
 }
 
 // coalesceWrites turns write coalescing on.

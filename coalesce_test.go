@@ -107,16 +107,26 @@ func TestCoalesceNothingBuffered(t *testing.T) {
 }
 
 // TestCoalesceClose sends held answers before the close frame, and before CloseNow closes
-// the connection: a Write that returned nil is not lost.
+// the connection: a Write that returned nil is not lost. CloseNow sends them with a write
+// that does not wait, which a TCP socket offers.
 func TestCoalesceClose(t *testing.T) {
 	for _, closeNow := range []bool{false, true} {
 		t.Run(fmt.Sprintf("closeNow=%v", closeNow), func(t *testing.T) {
-			p, _ := newCoalescingPeer(t, true)
+			var p *rawPeer
+			if closeNow {
+				a, b := tcpPair(t)
+				conn := newConn(a, nil, false, "")
+				conn.coalesceWrites()
+				p = startRawPeer(t, b, conn)
+			} else {
+				p, _ = newCoalescingPeer(t, true)
+			}
 			p.write(pipelined(p, 2))
 			ctx := context.Background()
 			_, _, err := p.conn.Read(ctx)
 			require.NoError(t, err)
 			require.NoError(t, p.conn.Write(ctx, MessageText, []byte("held answer")))
+			require.Positive(t, p.conn.co.n.Load(), "the answer was not held")
 
 			done := make(chan error, 1)
 			if closeNow {
@@ -134,6 +144,29 @@ func TestCoalesceClose(t *testing.T) {
 			require.NoError(t, <-done)
 		})
 	}
+}
+
+// TestCloseNowNeverWaits calls CloseNow while frames are held and another goroutine has
+// the frame lock: it must close the connection at once, not wait for the lock.
+func TestCloseNowNeverWaits(t *testing.T) {
+	p, _ := newCoalescingPeer(t, true)
+	p.write(pipelined(p, 2))
+	ctx := context.Background()
+	_, _, err := p.conn.Read(ctx)
+	require.NoError(t, err)
+	require.NoError(t, p.conn.Write(ctx, MessageText, []byte("held answer")))
+	require.Positive(t, p.conn.co.n.Load(), "the answer was not held")
+	require.True(t, p.conn.frameLock.tryLock()) // as if a writer were blocked in a write
+
+	done := make(chan error, 1)
+	go func() { done <- p.conn.CloseNow() }()
+	select {
+	case err := <-done:
+		assert.NoError(t, err)
+	case <-waitContext(t).Done():
+		require.FailNow(t, "CloseNow waited for the frame lock")
+	}
+	p.conn.frameLock.unlock()
 }
 
 // TestCoalesceConcurrentWriters has other goroutines write while the reader answers

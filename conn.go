@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -46,6 +47,7 @@ type Conn struct {
 	rb          readBuffer
 	subprotocol string
 	client      bool // masks the frames it sends and expects unmasked ones (RFC 6455 §5.1)
+	tlsWrites   bool // nc is a *tls.Conn, whose writes cannot resume after a timeout
 
 	// permessage-deflate (RFC 7692), when the handshake negotiated it.
 	deflate    bool
@@ -61,7 +63,6 @@ type Conn struct {
 	readLock mutex
 	rwatch   ctxWatch
 	rd       readState
-	readers  [2]messageReader // what Reader hands out, message by message in turn
 
 	// Writing. msgLock keeps messages whole; frameLock keeps frames whole.
 	msgLock   mutex
@@ -72,8 +73,7 @@ type Conn struct {
 	closeSent bool                  // guarded by frameLock
 	vec       [3][]byte             // writev's slices; owned by the frameLock holder
 	vecs      net.Buffers           // the part of vec in use
-	writers   [2]messageWriter      // what Writer hands out, in turn; owned by the msgLock holder
-	written   uint64                // messages begun by Writer; owned by the msgLock holder
+	wmsg      messageWriter         // Write's writer of a compressed message; owned by the msgLock holder
 
 	// Closing.
 	closeOnce sync.Once
@@ -114,6 +114,7 @@ func newConn(nc net.Conn, br *bufio.Reader, client bool, subprotocol string) *Co
 			prefix = nil
 		}
 	}
+	_, c.tlsWrites = c.nc.(*tls.Conn)
 	c.rb = newReadBuffer(nc, prefix)
 	c.rwatch.nc = nc
 	c.wwatch.nc, c.wwatch.write = nc, true
@@ -126,8 +127,9 @@ func (c *Conn) Subprotocol() string { return c.subprotocol }
 
 // SetReadLimit sets the largest message, in bytes, that the Conn accepts; a larger one
 // closes the connection with status 1009 and its read returns an error matching
-// ErrMessageTooBig. The default is 1 MiB. n <= 0 removes the limit, which lets a peer make
-// Read allocate whatever it announces. It is safe to call at any time.
+// ErrMessageTooBig. The default is 1 MiB. n <= 0 removes the limit. Either way, Read's
+// memory grows with the bytes that arrive, not with the length a frame announces. It is
+// safe to call at any time.
 func (c *Conn) SetReadLimit(n int64) { c.readLimit.Store(n) }
 
 // Ping sends a ping and blocks until the matching pong arrives, ctx is done or the Conn
@@ -176,8 +178,16 @@ func (c *Conn) gotPong(payload []byte) {
 	c.pingMu.Unlock()
 }
 
-// lock takes l unless ctx is done or the Conn is closed.
+// lock takes l unless ctx is done or the Conn is closed. Every exported call that takes a
+// context comes through here first, so a context done on entry fails the call even when
+// the lock is free and the I/O would not block.
 func (c *Conn) lock(ctx context.Context, l *mutex) error {
+	if c.isClosed() {
+		return c.closedErr()
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if !l.lock(ctx, c.closed) {
 		if c.isClosed() {
 			return c.closedErr()

@@ -831,7 +831,11 @@ func TestContextDeadline(t *testing.T) {
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 }
 
-func TestContextMidFrameClosesConn(t *testing.T) {
+// TestContextMidFrame cuts a read and a write in the middle of a frame. The Conn stays
+// usable after the read (a reader's context is its own: the next Reader discards the
+// rest of the message, and a cut Read resumes, as TestReadCutMidFrameKeepsMessage
+// checks); the write, whose frame is half sent, closes the Conn.
+func TestContextMidFrame(t *testing.T) {
 	t.Run("read", func(t *testing.T) {
 		p := newRawPeer(t, false)
 		wire := encodeFrame(frame{fin: true, op: opBinary, payload: payloadOf(10)}, true, 10)
@@ -844,9 +848,14 @@ func TestContextMidFrameClosesConn(t *testing.T) {
 		require.NoError(t, err)
 		cancel()
 		_, err = r.Read(buf) // five bytes of the frame are still to come
-		assert.ErrorIs(t, err, net.ErrClosed)
 		assert.ErrorIs(t, err, context.Canceled)
-		p.expectEnd()
+		assert.False(t, p.conn.isClosed())
+
+		p.write(wire[len(wire)-5:])
+		p.send(frame{fin: true, op: opText, payload: []byte("after")})
+		_, msg, err := p.conn.Read(waitContext(t))
+		require.NoError(t, err)
+		assert.Equal(t, "after", string(msg))
 	})
 	t.Run("write", func(t *testing.T) {
 		server, client := pipePair(t)
@@ -1108,9 +1117,9 @@ func TestOldWriterWhileNextStreams(t *testing.T) {
 	}
 }
 
-// TestStreamingAllocatesNothing echoes messages over TCP through Reader and Writer with a
+// TestStreamingAllocations echoes messages over TCP through Reader and Writer with a
 // buffer of the caller's, and counts the allocations of both ends.
-func TestStreamingAllocatesNothing(t *testing.T) {
+func TestStreamingAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector's instrumentation allocates")
 	}
@@ -1155,7 +1164,9 @@ func TestStreamingAllocatesNothing(t *testing.T) {
 			allocs := testing.AllocsPerRun(50, roundTrip)
 			next <- false
 			assert.Equal(t, payload, cbuf)
-			assert.Zero(t, allocs, "%d B, context %v", size, ctx)
+			// One reader and one writer for each message at each end (their own, so that
+			// one kept past its message cannot touch a later one), nothing else.
+			assert.Equal(t, 4.0, allocs, "%d B, context %v", size, ctx)
 		}
 	}
 }
@@ -1198,7 +1209,13 @@ func TestReadAllocatesOnlyItsMessage(t *testing.T) {
 		allocs := testing.AllocsPerRun(50, roundTrip)
 		next <- false
 		assert.Equal(t, payload, got)
-		assert.Equal(t, 2.0, allocs, "%d B", size)
+		// The two messages Read returns; a message larger than what one read of the
+		// socket brings grows its slice with the bytes that arrive (read.go, room).
+		want := 2.0
+		if size > readBufferSize {
+			want = 4
+		}
+		assert.Equal(t, want, allocs, "%d B", size)
 	}
 }
 

@@ -40,10 +40,26 @@
 // without reading cannot hold a call past its context either; a pong cut short that way
 // goes out after the next frame written.
 //
-// Contexts bound a single call. When one ends a read or a write before any byte of a
-// frame was consumed or sent, the call returns ctx.Err() and the Conn stays usable; when
-// it ends one in the middle of a frame, the stream cannot be resumed and the Conn is
-// closed. A context never closes the connection on its own.
+// Contexts bound a single call, and every call checks its context first: one already
+// done fails the call even when it would not block. What a context that ends a call
+// costs depends on how far the message got:
+//
+//   - Before any byte of a message was sent or consumed, the call returns ctx.Err() and
+//     the Conn stays usable. (Over TLS, a write cut short while it waits for the peer
+//     closes the Conn: crypto/tls fails every write after one that timed out.)
+//   - A write cut once part of its message is on the wire closes the Conn: RFC 6455 §5.4
+//     lets no other message begin before that one ends, and it cannot end now. This
+//     holds for a Writer whose later frame fails, and for a compressed Write that takes
+//     several frames.
+//   - A Read cut in the middle of a message keeps what arrived in the Conn: the next
+//     Read resumes the message, or the next Reader returns it from its start. A message
+//     reader cut short returns ctx.Err() and stays at its place, but its context is
+//     done: the next Read or Reader discards the rest of its message. A compressed
+//     message cut short closes the Conn, since its decompressor cannot resume.
+//
+// A Writer or message reader used after its message ended returns an error and touches
+// nothing: each message gets one of its own. A context never closes the connection on
+// its own.
 //
 // # Closing
 //
@@ -64,7 +80,8 @@
 // # Limits
 //
 // A Conn accepts messages up to 1 MiB; SetReadLimit changes that. The limit is checked
-// against each frame's announced length before its payload is read or allocated. Control
+// against each frame's announced length before its payload is read; memory is taken as
+// the payload arrives, never for the length a frame only announces. Control
 // frames carry at most 125 bytes. The opening handshake is bounded by the HTTP server's
 // limits on the server side and by the context given to Dial on the client side.
 //
@@ -92,8 +109,10 @@
 // message and given back after it. Large payloads bypass both: a server sends them with
 // one writev of header and payload, a client masks them through the buffer a piece at a
 // time, never touching the caller's slice, and large reads go straight into the caller's
-// slice. Read returns a new slice for each message, and allocates nothing else; Reader
-// and Writer of uncompressed messages stream without allocating at all.
+// slice. Read returns a new slice for each message, grown as the message arrives, and
+// allocates nothing else; Reader and Writer allocate only the small reader or writer
+// they return (under 100 bytes) for each message, and stream uncompressed messages
+// without allocating.
 //
 // Each message is written with one system call when it is sent. A server whose clients
 // pipeline requests can set AcceptOptions.CoalesceWrites: the answers written while more

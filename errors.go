@@ -36,8 +36,10 @@ func CloseStatus(err error) StatusCode {
 	return -1
 }
 
-// ProtocolError is a violation of RFC 6455 by the peer (or of the limits set on the Conn).
-// The Conn has sent a close frame with Code and dropped the connection.
+// ProtocolError is a message the Conn refused: a violation of RFC 6455 by the peer, or a
+// message over the read limit (Code 1009; errors.Is(err, ErrMessageTooBig) tells it
+// apart). The Conn tried to send the peer a close frame with Code, giving up after the
+// close timeout if a write held the connection, and dropped the connection.
 type ProtocolError struct {
 	Code   StatusCode // the close code sent to the peer: 1002, 1007, 1009 …
 	Reason string     // what the peer did wrong

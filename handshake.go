@@ -46,9 +46,12 @@ type AcceptOptions struct {
 	// when the Conn has read what was buffered and is about to wait for more: a peer
 	// that pipelines requests then gets many answers per system call. It suits a loop
 	// that answers each message and reads the next; a message written just before the
-	// reading stops may wait until the next read, Close or CloseNow. A held message is
-	// not dropped when a later write's context ends before anything was sent: it leaves
-	// with the write after. Default: false, every message is sent as it is written.
+	// reading stops may wait until the next read, Close or CloseNow. CloseNow never
+	// waits: it sends held messages with one write that does not wait for room in the
+	// socket, on TCP and Unix sockets only; elsewhere, and if another write holds the
+	// connection, they are dropped. A held message is not dropped when a later write's
+	// context ends before anything was sent: it leaves with the write after. Default:
+	// false, every message is sent as it is written.
 	CoalesceWrites bool
 
 	// Group, if set, adds the Conn to the group, whose Shutdown closes every Conn in it

@@ -79,6 +79,11 @@ func (m *mutex) unlock() {
 	if m.state.CompareAndSwap(locked, unlocked) {
 		return
 	}
+	if m.state.Load() == unlocked {
+		// Only the holder moves the mutex out of locked or contended: this is a bug of
+		// ours, which must not pass silently as it would corrupt the state.
+		panic("websocket: internal error: unlock of an unlocked mutex")
+	}
 	// Contended: a waiter made the queue before it said so.
 	q := m.waits.Load()
 	q.mu.Lock()

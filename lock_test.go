@@ -125,3 +125,18 @@ func waitWaiters(t *testing.T, m *mutex, n int) {
 		runtime.Gosched()
 	}
 }
+
+// TestUnlockOfUnlockedMutexPanics checks that a bug of ours that unlocks a free mutex is
+// caught where it happens instead of corrupting the state, also once a goroutine has
+// waited for it and made its queue.
+func TestUnlockOfUnlockedMutexPanics(t *testing.T) {
+	var m mutex
+	assert.Panics(t, m.unlock)
+	require.True(t, m.tryLock())
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.False(t, m.lock(done, nil)) // waits, and gives up at once
+	require.NotNil(t, m.waits.Load())
+	m.unlock()
+	assert.Panics(t, m.unlock)
+}

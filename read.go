@@ -21,6 +21,11 @@ type readState struct {
 	size      int64 // payload bytes of the open message so far
 	utf8      utf8Validator
 
+	// A message a Read was cut short in: the bytes it had, for the next Read (resume) or
+	// the reader Reader hands out for it.
+	kept   []byte
+	resume bool
+
 	// permessage-deflate
 	inf    *inflater // decompresses the open message, if it is compressed
 	out    int64     // bytes the open message inflated to so far
@@ -29,11 +34,13 @@ type readState struct {
 
 // Read reads the next message whole and returns it in a new slice the caller owns.
 // It blocks until the message has arrived, ctx is done or the Conn closes; if another
-// goroutine is reading, it waits its turn. Whatever was left unread of the previous
-// message is discarded.
+// goroutine is reading, it waits its turn. Whatever was left unread of a message handed
+// out by Reader is discarded.
 //
-// If ctx ends the call between frames, Read returns ctx.Err() and the Conn stays usable;
-// if it ends it in the middle of a frame, the Conn is closed.
+// If ctx is done on entry, or ends the call before the message is complete, Read returns
+// ctx.Err() and the Conn stays usable: what arrived of the message is kept, and the next
+// Read or Reader resumes it. Only a compressed message cut short closes the Conn, since
+// its decompressor cannot resume.
 func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 	if err := c.lock(ctx, &c.readLock); err != nil {
 		return 0, nil, err
@@ -45,72 +52,75 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 }
 
 func (c *Conn) readMessage() (MessageType, []byte, error) {
-	typ, err := c.beginMessage()
-	if err != nil {
-		return 0, nil, err
-	}
-	// A compressed message's size is only known once inflated: its buffer grows with the
-	// data, starting from twice the first frame's. Otherwise each frame says its size.
-	compressed := c.rd.inf != nil
-	var b []byte
-	if compressed {
-		b = make([]byte, 0, min(2*c.rd.frameLeft+64, 64<<10))
-	} else {
+	b, resumed := c.rd.kept, c.rd.resume
+	c.rd.kept, c.rd.resume = nil, false
+	if !resumed {
+		if _, err := c.beginMessage(); err != nil {
+			return 0, nil, err
+		}
 		b = make([]byte, 0, c.room(0))
 	}
 	for {
 		if len(b) == cap(b) {
-			switch {
-			case compressed:
-				b = slices.Grow(b, len(b))
-			case c.rd.frameLeft > 0:
-				b = slices.Grow(b, c.room(len(b)))
+			if more := c.room(len(b)); more > 0 {
+				b = slices.Grow(b, more)
 			}
 		}
 		n, err := c.readData(b[len(b):cap(b)])
 		b = b[:len(b)+n]
 		if err == io.EOF {
-			return typ, b, nil
+			return c.rd.typ, b, nil
 		}
 		if err != nil {
+			// Kept for the next read, in case the Conn outlives the error: a context that
+			// ended is no reason to lose the message.
+			c.rd.kept, c.rd.resume = b, true
 			return 0, nil, err
 		}
 	}
 }
 
-// room returns how much to allocate for the rest of the current frame when have bytes of
-// the message are held already. Under a read limit that is the whole frame, since the
-// limit bounds it; without one, a length field alone must not make Read allocate
-// whatever it says, so the buffer grows with the data that actually arrives.
+// room returns how much more to allocate for the open message when have bytes of it are
+// held already. It follows the bytes that have arrived, not the length a frame
+// announces: a peer that announces a large frame and sends a few bytes gets a small
+// buffer. It starts with what is buffered of the current frame, or 512 bytes, and grows
+// to 8 times the bytes held, up to the rest of the frame: a peer can make a Conn hold at
+// most 8 times what it sent, and a large message costs a few allocations and copies
+// (a 64 KiB one, two; 1 MiB, four). A compressed message's size is
+// only known once inflated: its buffer grows the same way from twice what is buffered.
 func (c *Conn) room(have int) int {
-	if c.readLimit.Load() > 0 {
-		return int(c.rd.frameLeft)
+	buffered := int64(c.rb.buffered())
+	if c.rd.inf != nil {
+		return int(min(max(2*min(buffered, c.rd.frameLeft), 512, 7*int64(have)), 1<<20))
 	}
-	return int(min(c.rd.frameLeft, int64(max(have, 64<<10))))
+	// Between frames, nothing: the next frame's header says how much more comes.
+	return int(min(c.rd.frameLeft, max(buffered, 512, 7*int64(have))))
 }
 
 // Reader waits for the next message like Read and returns a reader of its payload, which
-// streams it frame by frame without holding it whole. The reader is valid until the next
-// call of Reader or Read, which discards what it left unread: after that, while the next
-// message is read, its reads return io.EOF if it had read the message to the end, and an
-// error if not. It must not be kept longer: Reader reuses it for a later message, so that
-// streaming allocates nothing. Its reads honour ctx as Read does; they may be made from
-// any one goroutine at a time.
+// streams it frame by frame without holding it whole. If a Read was cut short by its
+// context in the middle of a message, the reader returns that message, from its start.
+// The reader is valid until the next call of Reader or Read, which discards what it left
+// unread: after that, its reads return io.EOF if it had read the message to the end, and
+// an error if not, and touch nothing. Its reads honour ctx as Read does, and leave the
+// Conn usable when ctx ends them; they may be made from any one goroutine at a time.
 func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 	if err := c.lock(ctx, &c.readLock); err != nil {
 		return 0, nil, err
 	}
 	defer c.readLock.unlock()
-	c.rwatch.start(ctx)
-	typ, err := c.beginMessage()
-	if err = c.readResult(ctx, err); err != nil {
-		return 0, nil, err
+	if c.rd.resume {
+		// The reader hands out what the Read kept; a Read after it does not resume.
+		c.rd.resume = false
+	} else {
+		c.rwatch.start(ctx)
+		if _, err := c.beginMessage(); err != nil {
+			return 0, nil, c.readResult(ctx, err)
+		}
 	}
-	// The readers take turns, so that a reader kept past its message is still told so
-	// while the next message is read, and no message allocates one.
-	r := &c.readers[c.rd.msg%uint64(len(c.readers))]
-	*r = messageReader{c: c, ctx: ctx, msg: c.rd.msg}
-	return typ, r, nil
+	// A reader of its own for each message: one kept past its message can then never
+	// read a later one.
+	return c.rd.typ, &messageReader{c: c, ctx: ctx, msg: c.rd.msg}, nil
 }
 
 var errReaderDiscarded = errors.New("websocket: message reader used after a later Read or Reader discarded the rest of its message")
@@ -137,6 +147,12 @@ func (r *messageReader) Read(p []byte) (int, error) {
 		}
 		return 0, errReaderDiscarded
 	}
+	if len(c.rd.kept) > 0 {
+		// What a Read cut short kept of this message comes first.
+		n := copy(p, c.rd.kept)
+		c.rd.kept = c.rd.kept[n:]
+		return n, nil
+	}
 	c.rwatch.start(r.ctx)
 	n, err := c.readData(p)
 	if err == io.EOF {
@@ -159,8 +175,9 @@ func (c *Conn) readResult(ctx context.Context, err error) error {
 		return c.closedErr()
 	}
 	if cut(ctx) {
-		// A decompressor cut short cannot resume either.
-		if c.rd.frameLeft == 0 && c.rd.inf == nil {
+		// The read state is left where the cut found it, and the next read goes on from
+		// there; but a decompressor cut short cannot resume.
+		if c.rd.inf == nil {
 			return ctx.Err()
 		}
 		return c.fail(ctx.Err(), 0)
@@ -180,6 +197,7 @@ func (c *Conn) beginMessage() (MessageType, error) {
 			return 0, err
 		}
 	}
+	c.rd.kept, c.rd.resume = nil, false
 	h, err := c.nextDataFrame()
 	if err != nil {
 		return 0, err

@@ -72,3 +72,15 @@ func (b *readBuffer) readFD(fd uintptr) bool {
 	}
 	return true
 }
+
+// writeNoWait writes b to the socket with one system call that does not wait for room in
+// it: what does not fit is dropped. It does nothing without a socket.
+func writeNoWait(raw syscall.RawConn, b []byte) {
+	if raw == nil {
+		return
+	}
+	raw.Write(func(fd uintptr) bool {
+		syscall.Write(int(fd), b)
+		return true
+	})
+}

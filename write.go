@@ -23,15 +23,18 @@ const writeBufferSize = 4096
 var (
 	errCloseSent      = &closedError{cause: errors.New("close frame already sent")}
 	errWriterClosed   = fmt.Errorf("websocket: message writer already closed: %w", net.ErrClosed)
+	errMessageCut     = errors.New("message cut short after its first frame")
 	errBadMessageType = errors.New("websocket: message type must be MessageText or MessageBinary")
 )
 
-// Write sends p as one message in a single frame. It blocks until the frame is written,
-// ctx is done or the Conn closes, and waits for any message other goroutines are sending
-// to be complete first. It never modifies p. It is safe for concurrent use.
+// Write sends p as one message. It blocks until the message is written, ctx is done or
+// the Conn closes, and waits for any message other goroutines are sending to be complete
+// first. It never modifies p. It is safe for concurrent use.
 //
-// If ctx ends the call before any byte went out, Write returns ctx.Err() and the Conn stays
-// usable; once a frame is partly written, the Conn is closed.
+// If ctx is done on entry, or ends the call before any byte of the message went out,
+// Write returns ctx.Err() and the Conn stays usable; once part of the message is on the
+// wire, the message is finished or the Conn is closed (see the package documentation,
+// Concurrency).
 func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if typ != MessageText && typ != MessageBinary {
 		return errBadMessageType
@@ -42,7 +45,10 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	defer c.msgLock.unlock()
 	defer c.releaseBuffer()
 	if c.deflate && len(p) >= compressThreshold {
-		w := c.newWriter(ctx, typ)
+		// Compressed output larger than the buffer goes out as several frames: the same
+		// writer as Writer's, kept in the Conn since Write never hands it out.
+		w := &c.wmsg
+		*w = messageWriter{c: c, ctx: ctx, op: opcode(typ)}
 		w.startDeflate()
 		if _, err := w.deflate(p); err != nil {
 			w.releaseDeflate()
@@ -56,10 +62,11 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 // Writer starts a message and returns a writer for its payload; the message ends when
 // the writer is closed. Until then, other goroutines' messages wait, while control frames
 // (pongs, a close) may still go out between its frames. Each time the writer's 4 KiB
-// buffer fills, it is sent as a frame. Writes honour ctx as Write does. The writer is
-// not safe for concurrent use; the Conn is. After Close, its writes fail while the next
-// message is written; it must not be kept longer, since Writer reuses it for a later
-// message so that streaming allocates nothing.
+// buffer fills, it is sent as a frame. Writes honour ctx as Write does: once a frame of
+// the message has gone out, a write that fails closes the Conn, since no other message
+// may be sent before this one ends (RFC 6455 §5.4). The writer is not safe for
+// concurrent use; the Conn is. Once closed, or once a write failed, its writes return an
+// error and send nothing; Close must still be called to let the next message go.
 func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, error) {
 	if typ != MessageText && typ != MessageBinary {
 		return nil, errBadMessageType
@@ -67,21 +74,13 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 	if err := c.lock(ctx, &c.msgLock); err != nil {
 		return nil, err
 	}
-	w := c.newWriter(ctx, typ)
+	// A writer of its own for each message: one kept past Close can then never write into
+	// a later message.
+	w := &messageWriter{c: c, ctx: ctx, op: opcode(typ)}
 	if c.deflate {
 		w.startDeflate()
 	}
 	return w, nil
-}
-
-// newWriter returns the writer of the next message; the caller holds msgLock. The writers
-// take turns, so that a writer kept past Close is still refused while the next message is
-// written, and no message allocates one.
-func (c *Conn) newWriter(ctx context.Context, typ MessageType) *messageWriter {
-	w := &c.writers[c.written%uint64(len(c.writers))]
-	c.written++
-	*w = messageWriter{c: c, ctx: ctx, op: opcode(typ)}
-	return w
 }
 
 // messageWriter streams one message. It holds c.msgLock from Writer to Close.
@@ -92,12 +91,16 @@ type messageWriter struct {
 	rsv    byte   // reserved bits of the next frame
 	n      int    // payload bytes waiting in c.wbuf
 	closed bool
+	err    error     // the first write that failed; nothing is sent after it
 	dz     *deflater // compresses the message, if it is compressed
 }
 
 func (w *messageWriter) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, errWriterClosed
+	}
+	if w.err != nil {
+		return 0, w.err
 	}
 	if w.dz != nil {
 		return w.deflate(p)
@@ -115,7 +118,7 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 			// with no copy on a server. A buffer's worth is copied instead, so that a
 			// message of that size still goes out as one frame at Close.
 			if err := c.writeFrame(w.ctx, false, w.op, p); err != nil {
-				return written, err
+				return written, w.failed(err)
 			}
 			w.op = opContinuation
 			return written + len(p), nil
@@ -129,6 +132,7 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 }
 
 // Close sends what is buffered as the message's final frame and lets the next message go.
+// After a failed write it sends nothing and returns that write's error.
 func (w *messageWriter) Close() error {
 	if w.closed {
 		return errWriterClosed
@@ -137,7 +141,14 @@ func (w *messageWriter) Close() error {
 	defer w.c.msgLock.unlock()
 	defer w.c.releaseBuffer()
 	if w.dz != nil {
+		if w.err != nil {
+			w.releaseDeflate()
+			return w.err
+		}
 		return w.endDeflate()
+	}
+	if w.err != nil {
+		return w.err
 	}
 	return w.flush(true)
 }
@@ -146,12 +157,30 @@ func (w *messageWriter) Close() error {
 func (w *messageWriter) flush(fin bool) error { return w.send(fin, w.n) }
 
 // send sends the first n buffered payload bytes as a frame and keeps the rest buffered.
+// What failed to go out stays buffered, though the writer sends nothing more.
 func (w *messageWriter) send(fin bool, n int) error {
-	err := w.c.sendBuffered(w.ctx, fin, w.op, w.rsv, n)
+	if w.err != nil {
+		return w.err
+	}
+	if err := w.c.sendBuffered(w.ctx, fin, w.op, w.rsv, n); err != nil {
+		return w.failed(err)
+	}
 	w.op = opContinuation
 	w.rsv = 0
 	buf := w.c.buffer()[maxHeaderSize:]
 	w.n = copy(buf, buf[n:w.n])
+	return nil
+}
+
+// failed records err as the writer's last word. If a frame of the message went out
+// already, the Conn is closed: RFC 6455 §5.4 lets no other message begin before this one
+// ends, and it cannot end now.
+func (w *messageWriter) failed(err error) error {
+	if w.op == opContinuation && !w.c.isClosed() {
+		w.c.teardown(fmt.Errorf("%w: %w", errMessageCut, err))
+		err = w.c.closedErr()
+	}
+	w.err = err
 	return err
 }
 
@@ -302,9 +331,11 @@ func (c *Conn) writeResult(ctx context.Context, wrote int64, err error) error {
 		return c.closedErr()
 	}
 	if cut(ctx) {
-		if wrote == 0 {
+		if wrote == 0 && !c.tlsWrites {
 			return ctx.Err()
 		}
+		// crypto/tls fails every write after one that timed out, even with nothing
+		// written, so over TLS a write cut short ends the Conn like a frame cut in half.
 		err = ctx.Err()
 	}
 	c.teardown(err)
@@ -344,6 +375,7 @@ func (c *Conn) sendClose(code StatusCode, reason string) error {
 // lock. A pong that ctx cuts short before any byte left waits for the next holder.
 func (c *Conn) unlockFrame(ctx context.Context) {
 	c.frameLock.unlock()
+	c.co.signal()
 	if c.pongWaiting.Load() {
 		c.sendWaitingPong(ctx)
 	}

@@ -23,7 +23,9 @@
 # GODEBUG=asyncpreemptoff=1: valgrind runs one thread at a time, and a second P only
 # adds idle Ms spinning for work, whose instructions depend on timing; under valgrind's
 # slowdown, a goroutine would also be preempted by signal far more often than natively.
-# It is built with CGO_ENABLED=0, so that no C library runs in it.
+# It is built with CGO_ENABLED=0, so that no C library runs in it, and with uncompressed
+# DWARF, which valgrind 3.19 cannot read: its profiles would put every instruction in
+# one function.
 #
 # Environment (defaults in brackets):
 #   ROUNDS          rounds over every library, a fresh server for each [2]
@@ -42,6 +44,9 @@
 #   RESULTS         file the JSON lines are appended to [a new temporary file]
 #   SVG             chart written by the report [callgrind.svg in the current directory]
 #   CAPTION         line under the chart's title [the commit, Go's and valgrind's versions]
+#   PROFILE_DIR     if set, where each measured phase's profile is kept, for
+#                   callgrind_annotate: callgrind.out.LIB.rROUND.N, N counting the phases
+#                   from 1 [none]
 #
 # About 90 seconds per round for the seven servers on an idle machine.
 set -euo pipefail
@@ -93,7 +98,7 @@ if [[ -z ${CAPTION:-} ]]; then
   CAPTION="$commit, $(go env GOVERSION), $(valgrind --version)"
 fi
 
-CGO_ENABLED=0 go build -o "$work/echoserver" ./cmd/echoserver
+CGO_ENABLED=0 go build -ldflags=-compressdwarf=false -o "$work/echoserver" ./cmd/echoserver
 go build -o "$work/load" ./cmd/load
 go build -o "$work/report" ./cmd/report
 
@@ -139,13 +144,20 @@ for ((round = 1; round <= ROUNDS; round++)); do
   # Rotate the order each round, so no library always runs first or after the same one.
   r=$(((round - 1) % ${#LIBS[@]}))
   for lib in "${LIBS[@]:r}" "${LIBS[@]:0:r}"; do
-    start_server "$lib" valgrind --tool=callgrind --callgrind-out-file=/dev/null
+    profile=(--callgrind-out-file=/dev/null)
+    dump=
+    if [[ -n ${PROFILE_DIR:-} ]]; then
+      mkdir -p "$PROFILE_DIR"
+      profile=(--callgrind-out-file="$(realpath "$PROFILE_DIR")/callgrind.out.$lib.r$round" --dump-instr=yes)
+      dump=-callgrind-dump
+    fi
+    start_server "$lib" valgrind --tool=callgrind "${profile[@]}"
     for size in "${SIZES[@]}"; do
-      load -callgrind -scenario echo -conns "$CONNS" -size "$size" -pause "$PAUSE" \
+      load -callgrind $dump -scenario echo -conns "$CONNS" -size "$size" -pause "$PAUSE" \
         -messages "$MESSAGES" -warmup-messages "$WARMUP_MESSAGES"
     done
     if ((HANDSHAKES > 0)); then
-      load -callgrind -scenario upgrade -conns "$WORKERS" -settle 200ms \
+      load -callgrind $dump -scenario upgrade -conns "$WORKERS" -settle 200ms \
         -messages "$HANDSHAKES" -warmup-messages "$WARMUP_HANDSHAKES"
     fi
     stop_server

@@ -53,6 +53,7 @@ func main() {
 	flag.BoolVar(&cfg.Text, "text", false, "send text messages instead of binary")
 	flag.IntVar(&cfg.WarmupMessages, "warmup-messages", 0, "with -messages, unmeasured messages (or handshakes) per connection before them")
 	callgrind := flag.Bool("callgrind", false, "count the instructions of the server -pid, run under valgrind --tool=callgrind, over the -messages (needs callgrind_control)")
+	dump := flag.Bool("callgrind-dump", false, "with -callgrind, also dump the server's profile of the measured operations, for callgrind_annotate")
 	flag.StringVar(&cfg.Label, "label", "", "name of the server, copied into the result")
 	flag.StringVar(&cfg.Style, "style", "", `how the server handles a message, "stream" or "message", copied into the result`)
 	flag.Parse()
@@ -63,7 +64,11 @@ func main() {
 		if cfg.PID == 0 || cfg.Messages <= 0 {
 			log.Fatal("-callgrind needs -pid and -messages")
 		}
-		cfg.Counter = load.Callgrind{PID: cfg.PID}
+		cg := load.Callgrind{PID: cfg.PID}
+		if *dump {
+			cg.Dump = fmt.Sprintf("%s-%s-%d", cfg.Label, cfg.Scenario, cfg.Size)
+		}
+		cfg.Counter = cg
 	}
 	res, err := load.Run(cfg)
 	if err != nil {

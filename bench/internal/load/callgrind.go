@@ -17,6 +17,10 @@ type Callgrind struct {
 	PID int
 	// Control is the callgrind_control program; empty means "callgrind_control" on PATH.
 	Control string
+	// Dump, if set, has Count also write the counts of each function since Zero to a
+	// profile, the next of those named by the server's --callgrind-out-file, for
+	// callgrind_annotate; Dump is the profile's description.
+	Dump string
 }
 
 func (c Callgrind) run(args ...string) ([]byte, error) {
@@ -44,7 +48,16 @@ func (c Callgrind) Count() (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return parseEventTotals(out)
+	n, err := parseEventTotals(out)
+	if err != nil {
+		return 0, err
+	}
+	if c.Dump != "" {
+		if _, err := c.run("--dump=" + c.Dump); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
 }
 
 // parseEventTotals sums the per-thread counts that `callgrind_control -e Ir` prints,

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -220,4 +222,43 @@ func TestParseEventTotals(t *testing.T) {
 		_, err := parseEventTotals([]byte(bad))
 		assert.Error(t, err, "%q", bad)
 	}
+}
+
+// TestCallgrind checks the commands the counter gives callgrind_control, with a stand-in
+// for it that logs its arguments and prints what callgrind_control prints.
+func TestCallgrind(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	control := filepath.Join(dir, "callgrind_control")
+	script := `#!/bin/sh
+echo "$@" >>` + log + `
+case $1 in
+-e) printf 'PID 7: ./echoserver\n\n  Totals:  Ir \n   Th 1  1,000 \n   Th12     20 \n' ;;
+-z) echo "  OK." ;;
+--dump=*) echo "  OK." ;;
+*) echo "unexpected $1" >&2; exit 1 ;;
+esac
+`
+	require.NoError(t, os.WriteFile(control, []byte(script), 0o755))
+
+	for _, tc := range []struct {
+		dump string
+		want string
+	}{
+		{"", "-z 7\n-e Ir 7\n"},
+		{"ours-echo-64", "-z 7\n-e Ir 7\n--dump=ours-echo-64 7\n"},
+	} {
+		os.Remove(log)
+		c := Callgrind{PID: 7, Control: control, Dump: tc.dump}
+		require.NoError(t, c.Zero())
+		n, err := c.Count()
+		require.NoError(t, err)
+		assert.EqualValues(t, 1020, n)
+		got, err := os.ReadFile(log)
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, string(got), "dump %q", tc.dump)
+	}
+
+	_, err := Callgrind{PID: 7, Control: filepath.Join(dir, "missing")}.Count()
+	assert.Error(t, err)
 }
