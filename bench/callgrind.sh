@@ -92,7 +92,7 @@ fi
 
 if [[ -z ${CAPTION:-} ]]; then
   commit=$(git rev-parse --short HEAD 2>/dev/null || echo "unknown commit")
-  if [[ -n $(git status --porcelain -- .. 2>/dev/null) ]]; then
+  if [[ -n $(git status --porcelain --untracked-files=no -- .. 2>/dev/null) ]]; then
     commit+=" with changes"
   fi
   CAPTION="$commit, $(go env GOVERSION), $(valgrind --version)"
