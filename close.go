@@ -140,7 +140,9 @@ var errCloseTimeout = errors.New("websocket: peer did not answer the close frame
 // receives the peer's close frame and returns its *CloseError.
 //
 // The reason must be valid UTF-8 of at most 123 bytes, and code one that may be sent
-// (1000–1003, 1007–1014, 3000–4999); otherwise Close returns an error and sends nothing.
+// (1000–1003, 1007–1014, 3000–4999), or StatusNoStatusReceived (1005) with no reason,
+// which sends a close frame without a body (RFC 6455 §5.5.1 allows one); otherwise Close
+// returns an error and sends nothing.
 // Close returns nil once the peer's close frame has arrived, and an error satisfying
 // errors.Is(err, net.ErrClosed) if the Conn was closed already.
 func (c *Conn) Close(code StatusCode, reason string) error {

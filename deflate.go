@@ -198,7 +198,7 @@ func (c *Conn) inflate(p []byte) (int, error) {
 	if limit > 0 && c.rd.out > limit {
 		return 0, &ProtocolError{
 			Code:   StatusMessageTooBig,
-			Reason: fmt.Sprintf("a compressed message inflates past the read limit of %d bytes; raise it with Conn.SetReadLimit", limit),
+			Reason: fmt.Sprintf("compressed message inflates past the read limit of %d bytes", limit),
 			err:    ErrMessageTooBig,
 		}
 	}

@@ -51,7 +51,11 @@ func protocolError(code StatusCode, reason string) *ProtocolError {
 }
 
 func (e *ProtocolError) Error() string {
-	return fmt.Sprintf("websocket: %s (closed with status %d)", e.Reason, int(e.Code))
+	hint := ""
+	if e.err == ErrMessageTooBig {
+		hint = "; Conn.SetReadLimit raises the limit"
+	}
+	return fmt.Sprintf("websocket: %s%s (closed with status %d)", e.Reason, hint, int(e.Code))
 }
 
 func (e *ProtocolError) Unwrap() error { return e.err }

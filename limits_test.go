@@ -71,3 +71,30 @@ func TestMemoryFollowsArrivingBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestReadLimitReason sends frames just past the read limit: the close frame's reason is
+// the error's, whole (at most 123 bytes), and names the limit that was set, also for a
+// compressed message, whose compressed size is bounded a little above it.
+func TestReadLimitReason(t *testing.T) {
+	for _, compressed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "compressed"}[compressed], func(t *testing.T) {
+			p := newRawPeer(t, false)
+			length := int64(defaultReadLimit + 1)
+			var rsv byte
+			if compressed {
+				p.conn.useDeflate(deflateParams{peerNoContext: true, peerWindowBits: 15, windowBits: 15})
+				rsv, length = rsv1, compressedLimit(defaultReadLimit)+1
+			}
+			p.readLoop()
+			p.write(encodeFrame(frame{fin: true, rsv: rsv, op: opBinary}, true, length))
+			r := p.nextRead()
+			require.ErrorIs(t, r.err, ErrMessageTooBig)
+			var pe *ProtocolError
+			require.ErrorAs(t, r.err, &pe)
+			assert.Contains(t, pe.Reason, "the read limit of 1048576 bytes")
+			f := p.expectClose(StatusMessageTooBig)
+			assert.LessOrEqual(t, len(f.payload)-2, maxCloseReason)
+			assert.Equal(t, pe.Reason, string(f.payload[2:]), "the reason was cut")
+		})
+	}
+}

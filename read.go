@@ -233,17 +233,19 @@ func compressedLimit(limit int64) int64 {
 // startFrame makes h the current frame of the open message, after checking the message
 // stays under the read limit: before any of its payload is read or allocated.
 func (c *Conn) startFrame(h header) error {
-	limit := c.readLimit.Load()
-	if limit > 0 && (h.rsv&rsv1 != 0 || c.rd.inf != nil) {
+	readLimit := c.readLimit.Load()
+	limit, compressed := readLimit, h.rsv&rsv1 != 0 || c.rd.inf != nil
+	if limit > 0 && compressed {
 		limit = compressedLimit(limit)
 	}
 	// Written so that no sum can overflow: 0 <= size <= limit and 0 <= length.
 	if limit > 0 && h.length > limit-c.rd.size {
-		return &ProtocolError{
-			Code:   StatusMessageTooBig,
-			Reason: fmt.Sprintf("a frame of %d bytes after %d bytes of its message exceeds the read limit of %d bytes; raise it with Conn.SetReadLimit", h.length, c.rd.size, limit),
-			err:    ErrMessageTooBig,
+		// The reason goes in the close frame too: it must fit in 123 bytes.
+		reason := fmt.Sprintf("frame of %d bytes after %d exceeds the read limit of %d bytes", h.length, c.rd.size, readLimit)
+		if compressed {
+			reason = fmt.Sprintf("compressed frame of %d bytes after %d exceeds %d bytes, the bound for the read limit of %d bytes", h.length, c.rd.size, limit, readLimit)
 		}
+		return &ProtocolError{Code: StatusMessageTooBig, Reason: reason, err: ErrMessageTooBig}
 	}
 	c.rd.size += h.length
 	c.rd.frameLeft = h.length
