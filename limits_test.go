@@ -98,3 +98,29 @@ func TestReadLimitReason(t *testing.T) {
 		})
 	}
 }
+
+// TestEmptyFramesBound sends a message with maxEmptyFrames empty frames before its last,
+// which is read, and one with one more, which fails the Conn with 1008.
+func TestEmptyFramesBound(t *testing.T) {
+	for _, extra := range []int{0, 1} {
+		t.Run(map[int]string{0: "at the bound", 1: "past it"}[extra], func(t *testing.T) {
+			p := newRawPeer(t, false)
+			p.readLoop()
+			var wire []byte
+			wire = append(wire, p.encode(frame{op: opText})...)
+			for range maxEmptyFrames - 1 + extra {
+				wire = append(wire, p.encode(frame{op: opContinuation})...)
+			}
+			wire = append(wire, p.encode(frame{fin: true, op: opContinuation, payload: []byte("end")})...)
+			p.write(wire)
+			r := p.nextRead()
+			if extra == 0 {
+				require.NoError(t, r.err)
+				assert.Equal(t, "end", string(r.msg))
+				return
+			}
+			assert.Equal(t, StatusPolicyViolation, protocolCode(r.err), "%v", r.err)
+			p.expectClose(StatusPolicyViolation)
+		})
+	}
+}

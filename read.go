@@ -19,6 +19,7 @@ type readState struct {
 	msg       uint64 // messages begun so far
 	typ       MessageType
 	size      int64 // payload bytes of the open message so far
+	empty     int   // its frames so far that were empty and not the last
 	utf8      utf8Validator
 
 	// A message a Read was cut short in: the bytes it had, for the next Read (resume) or
@@ -210,6 +211,7 @@ func (c *Conn) beginMessage() (MessageType, error) {
 	c.rd.msg++
 	c.rd.typ = MessageType(h.op)
 	c.rd.size = 0
+	c.rd.empty = 0
 	c.rd.utf8 = utf8Validator{}
 	if err := c.startFrame(h); err != nil {
 		return 0, err
@@ -221,6 +223,12 @@ func (c *Conn) beginMessage() (MessageType, error) {
 	}
 	return c.rd.typ, nil
 }
+
+// maxEmptyFrames bounds the empty frames other than the last that a message may have.
+// Senders have no reason for more than a few (an empty first frame of a streamed
+// message, an empty flush); the bound stops a peer that keeps a message open forever
+// with them, which the read limit, counting payload bytes, cannot.
+const maxEmptyFrames = 1024
 
 // compressedLimit bounds the compressed size of a message whose inflated size the read
 // limit bounds, which inflate checks. Deflate can make incompressible data a little
@@ -246,6 +254,13 @@ func (c *Conn) startFrame(h header) error {
 			reason = fmt.Sprintf("compressed frame of %d bytes after %d exceeds %d bytes, the bound for the read limit of %d bytes", h.length, c.rd.size, limit, readLimit)
 		}
 		return &ProtocolError{Code: StatusMessageTooBig, Reason: reason, err: ErrMessageTooBig}
+	}
+	if h.length == 0 && !h.fin {
+		// An empty frame that is not the last moves a message no closer to its end or to
+		// the read limit: without a bound, a peer could keep one open forever.
+		if c.rd.empty++; c.rd.empty > maxEmptyFrames {
+			return protocolError(StatusPolicyViolation, fmt.Sprintf("message has more than %d empty frames", maxEmptyFrames))
+		}
 	}
 	c.rd.size += h.length
 	c.rd.frameLeft = h.length
