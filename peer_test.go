@@ -2,10 +2,12 @@ package websocket
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"testing"
 	"time"
@@ -165,17 +167,46 @@ func (p *rawPeer) encode(f frame) []byte {
 	return encodeFrame(f, p.masks, int64(len(f.payload)))
 }
 
-// encodeFrame builds a frame whose header announces length, masked with a fixed key
-// when masked is set.
+// encodeFrame builds a frame whose header announces length, in the shortest length form,
+// masked with the key of the RFC 6455 §5.7 examples when masked is set. It is written from
+// RFC 6455 §5.2 without the codec under test, so the fuzz seeds and the peers of these
+// tests do not share a bug with it.
 func encodeFrame(f frame, masked bool, length int64) []byte {
-	h := header{fin: f.fin, rsv: f.rsv, op: f.op, masked: masked, length: length, key: 0x12345678}
-	b := appendHeader(nil, h)
-	n := len(b)
-	b = append(b, f.payload...)
-	if masked {
-		mask(h.key, b[n:])
+	b0 := f.rsv | byte(f.op)
+	if f.fin {
+		b0 |= 0x80
+	}
+	m := maskBit(masked)
+	b := []byte{b0}
+	switch {
+	case length <= 125:
+		b = append(b, m|byte(length))
+	case length <= math.MaxUint16:
+		b = append(b, m|126, byte(length>>8), byte(length))
+	default:
+		b = binary.BigEndian.AppendUint64(append(b, m|127), uint64(length))
+	}
+	return appendMasked(b, masked, f.payload)
+}
+
+// appendMasked appends the masking key, when masked is set, and payload to header bytes.
+func appendMasked(b []byte, masked bool, payload []byte) []byte {
+	if !masked {
+		return append(b, payload...)
+	}
+	b = append(b, rfcMaskKey[:]...)
+	for i, c := range payload {
+		b = append(b, c^rfcMaskKey[i%4])
 	}
 	return b
+}
+
+// maskBit returns the MASK bit of a frame's second byte.
+func maskBit(masked bool) byte {
+	if masked {
+		return 0x80
+	}
+	return 0
 }
 
 // send writes the frames, each in its own write.
@@ -265,3 +296,35 @@ func protocolCode(err error) StatusCode {
 	}
 	return 0
 }
+
+// rfcMaskKey is the masking key 37 fa 21 3d of the RFC 6455 §5.7 examples.
+var rfcMaskKey = [4]byte{0x37, 0xfa, 0x21, 0x3d}
+
+// memConn is a net.Conn whose reads come from r and whose writes are kept in out. Once
+// closed, it fails reads and writes as a real connection does.
+type memConn struct {
+	r      io.Reader
+	out    bytes.Buffer
+	closed bool
+}
+
+func (c *memConn) Read(p []byte) (int, error) {
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	return c.r.Read(p)
+}
+
+func (c *memConn) Write(p []byte) (int, error) {
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	return c.out.Write(p)
+}
+
+func (c *memConn) Close() error                     { c.closed = true; return nil }
+func (c *memConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (c *memConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (c *memConn) SetDeadline(time.Time) error      { return nil }
+func (c *memConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *memConn) SetWriteDeadline(time.Time) error { return nil }

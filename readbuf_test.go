@@ -151,7 +151,7 @@ func (r *countingReader) Read(p []byte) (int, error) {
 func TestFourKiBFrameInOneRead(t *testing.T) {
 	want := payloadOf(4096)
 	wire := &countingReader{Reader: bytes.NewReader(wireOf(t, true, want))}
-	c := newConn(&wireConn{r: wire}, nil, false, "")
+	c := newConn(&memConn{r: wire}, nil, false, "")
 	_, got, err := c.Read(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, want, got)
