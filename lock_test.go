@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"sync"
 	"testing"
@@ -110,17 +111,23 @@ func TestMutexExcludes(t *testing.T) {
 	assert.Greater(t, succeeded, 8*2000*3/4, "most locks have no ended context")
 }
 
-// waitWaiters waits until n goroutines wait in m's queue.
+// waitWaiters waits until n goroutines wait in m's queue. It fails the test, instead of
+// hanging it, if they are not all there by the deadline of waitContext.
 func waitWaiters(t *testing.T, m *mutex, n int) {
 	t.Helper()
+	wait := waitContext(t)
 	for {
+		k := 0
 		if q := m.waits.Load(); q != nil {
 			q.mu.Lock()
-			k := len(q.turns)
+			k = len(q.turns)
 			q.mu.Unlock()
 			if k >= n {
 				return
 			}
+		}
+		if wait.Err() != nil {
+			require.FailNow(t, fmt.Sprintf("%d of %d goroutines wait for the mutex: %v", k, n, wait.Err()))
 		}
 		runtime.Gosched()
 	}
