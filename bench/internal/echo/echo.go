@@ -56,7 +56,10 @@ const ReadLimit = 32 << 20
 //	ours-go   like ours-bg, served from a goroutine of its own once the handler has
 //	          returned, which frees what net/http holds for the request
 //	gorilla   github.com/gorilla/websocket: NextReader copied into NextWriter
-//	coder     github.com/coder/websocket: Reader copied into Writer
+//	coder     github.com/coder/websocket: Reader copied into Writer, under the
+//	          request's context, as its examples do
+//	coder-bg  like coder, under context.Background, which coder does not watch (it
+//	          registers a context.AfterFunc on every Reader and Writer otherwise)
 //	gobwas    github.com/gobwas/ws: zero-copy upgrade, wsutil.Reader into wsutil.Writer
 //	gws       github.com/lxzan/gws: OnMessage writes the message back
 //	floor     plain TCP: no HTTP, no framing; writes back whatever it reads
@@ -83,7 +86,7 @@ const ReadLimit = 32 << 20
 //	                 around its wsutil reader and writer
 //	gws-deflate      gws with PermessageDeflate, context takeover both ways at its default
 //	                 windows of 4 KiB; it compresses every message
-var Libs = []string{"ours", "ours-msg", "ours-bg", "ours-go", "gorilla", "coder", "gobwas", "gws", "floor",
+var Libs = []string{"ours", "ours-msg", "ours-bg", "ours-go", "gorilla", "coder", "coder-bg", "gobwas", "gws", "floor",
 	"gorilla-msg", "coder-msg", "gobwas-msg",
 	"ours-deflate", "gorilla-deflate", "coder-deflate", "gobwas-deflate", "gws-deflate"}
 
@@ -121,9 +124,11 @@ func Serve(ln net.Listener, lib string) error {
 	case "gorilla-msg":
 		return serveHTTP(ln, gorillaHandler(false, true))
 	case "coder":
-		return serveHTTP(ln, coderHandler(coder.CompressionDisabled, false))
+		return serveHTTP(ln, coderHandler(coder.CompressionDisabled, false, true))
+	case "coder-bg":
+		return serveHTTP(ln, coderHandler(coder.CompressionDisabled, false, false))
 	case "coder-msg":
-		return serveHTTP(ln, coderHandler(coder.CompressionDisabled, true))
+		return serveHTTP(ln, coderHandler(coder.CompressionDisabled, true, true))
 	case "gobwas":
 		return serveTCP(ln, echoGobwas)
 	case "gobwas-msg":
@@ -137,7 +142,7 @@ func Serve(ln net.Listener, lib string) error {
 	case "gorilla-deflate":
 		return serveHTTP(ln, gorillaHandler(true, false))
 	case "coder-deflate":
-		return serveHTTP(ln, coderHandler(coder.CompressionContextTakeover, false))
+		return serveHTTP(ln, coderHandler(coder.CompressionContextTakeover, false, true))
 	case "gobwas-deflate":
 		return serveTCP(ln, echoGobwasDeflate)
 	case "gws-deflate":
@@ -293,8 +298,9 @@ func gorillaHandler(compress, whole bool) http.Handler {
 	})
 }
 
-// coderHandler streams each message or, if whole, reads and writes it in one piece.
-func coderHandler(mode coder.CompressionMode, whole bool) http.Handler {
+// coderHandler streams each message or, if whole, reads and writes it in one piece,
+// under the request's context if requestContext, else under context.Background.
+func coderHandler(mode coder.CompressionMode, whole, requestContext bool) http.Handler {
 	opts := &coder.AcceptOptions{InsecureSkipVerify: true, CompressionMode: mode}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := coder.Accept(w, r, opts)
@@ -303,7 +309,10 @@ func coderHandler(mode coder.CompressionMode, whole bool) http.Handler {
 		}
 		defer c.CloseNow()
 		c.SetReadLimit(ReadLimit)
-		ctx := r.Context()
+		ctx := context.Background()
+		if requestContext {
+			ctx = r.Context()
+		}
 		for whole {
 			typ, msg, err := c.Read(ctx)
 			if err != nil {

@@ -152,7 +152,7 @@ func TestServeUnknownLibrary(t *testing.T) {
 // streaming namesake is known.
 func TestStyle(t *testing.T) {
 	for lib, want := range map[string]string{
-		"ours": "stream", "ours-go": "stream", "gorilla": "stream", "coder-deflate": "stream",
+		"ours": "stream", "ours-go": "stream", "gorilla": "stream", "coder-bg": "stream", "coder-deflate": "stream",
 		"ours-msg": "message", "gorilla-msg": "message", "coder-msg": "message", "gobwas-msg": "message",
 		"gws": "message", "gws-deflate": "message", "floor": "bytes",
 	} {
