@@ -121,12 +121,7 @@ func TestCoalesceClose(t *testing.T) {
 			} else {
 				p, _ = newCoalescingPeer(t, true)
 			}
-			p.write(pipelined(p, 2))
-			ctx := context.Background()
-			_, _, err := p.conn.Read(ctx)
-			require.NoError(t, err)
-			require.NoError(t, p.conn.Write(ctx, MessageText, []byte("held answer")))
-			require.Positive(t, p.conn.co.n.Load(), "the answer was not held")
+			holdAnswer(t, p)
 
 			done := make(chan error, 1)
 			if closeNow {
@@ -146,16 +141,22 @@ func TestCoalesceClose(t *testing.T) {
 	}
 }
 
+// holdAnswer has p's coalescing Conn read the first of two pipelined requests and write
+// "held answer", which it holds since the second is buffered.
+func holdAnswer(t *testing.T, p *rawPeer) {
+	t.Helper()
+	p.write(pipelined(p, 2))
+	_, _, err := p.conn.Read(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, p.conn.Write(context.Background(), MessageText, []byte("held answer")))
+	require.Positive(t, p.conn.co.n.Load(), "the answer was not held")
+}
+
 // TestCloseNowNeverWaits calls CloseNow while frames are held and another goroutine has
 // the frame lock: it must close the connection at once, not wait for the lock.
 func TestCloseNowNeverWaits(t *testing.T) {
 	p, _ := newCoalescingPeer(t, true)
-	p.write(pipelined(p, 2))
-	ctx := context.Background()
-	_, _, err := p.conn.Read(ctx)
-	require.NoError(t, err)
-	require.NoError(t, p.conn.Write(ctx, MessageText, []byte("held answer")))
-	require.Positive(t, p.conn.co.n.Load(), "the answer was not held")
+	holdAnswer(t, p)
 	require.True(t, p.conn.frameLock.tryLock()) // as if a writer were blocked in a write
 
 	done := make(chan error, 1)
