@@ -209,16 +209,18 @@ func write(w io.Writer, results []load.Result) {
 func writeTimed(w io.Writer, results []load.Result) {
 	var keys []key
 	byKey := map[key]map[string][]load.Result{}
-	libOrder := map[string]int{}
+	// Each table lists its servers in the order they first ran in it.
+	libOrder := map[key]map[string]int{}
 	for _, r := range results {
 		k := key{r.Scenario, r.Style, r.Conns, r.Size, r.Inflight}
 		if byKey[k] == nil {
 			byKey[k] = map[string][]load.Result{}
+			libOrder[k] = map[string]int{}
 			keys = append(keys, k)
 		}
 		byKey[k][r.Label] = append(byKey[k][r.Label], r)
-		if _, ok := libOrder[r.Label]; !ok {
-			libOrder[r.Label] = len(libOrder)
+		if _, ok := libOrder[k][r.Label]; !ok {
+			libOrder[k][r.Label] = len(libOrder[k])
 		}
 	}
 	for _, k := range keys {
@@ -227,7 +229,7 @@ func writeTimed(w io.Writer, results []load.Result) {
 		for lib := range runs {
 			libs = append(libs, lib)
 		}
-		sortLibs(libs, libOrder)
+		sortLibs(libs, libOrder[k])
 		cols := columns(k.scenario)
 		med := map[string][]float64{}
 		for _, lib := range libs {
