@@ -3,10 +3,12 @@ package load
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"os/exec"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Callgrind is a Counter of the user-space instructions a server run under
@@ -23,13 +25,24 @@ type Callgrind struct {
 	Dump string
 }
 
+// controlTimeout bounds each callgrind_control command.
+const controlTimeout = time.Minute
+
 func (c Callgrind) run(args ...string) ([]byte, error) {
 	prog := c.Control
 	if prog == "" {
 		prog = "callgrind_control"
 	}
 	args = append(args, strconv.Itoa(c.PID))
-	out, err := exec.Command(prog, args...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), controlTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, prog, args...).CombinedOutput()
+	if ctx.Err() != nil {
+		// vgdb reaches a process blocked in a system call with ptrace: without it, a
+		// command waits until the server runs again.
+		return nil, fmt.Errorf("%s %s: no answer in %v (does vgdb have ptrace?): %w",
+			prog, strings.Join(args, " "), controlTimeout, ctx.Err())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w: %s", prog, strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
