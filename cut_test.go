@@ -108,6 +108,21 @@ func TestCompressedWriteCutBetweenFramesClosesConn(t *testing.T) {
 	})
 }
 
+// cutAfterFirstRead returns a pair whose client's reads answer to the context returned,
+// which ends as soon as the client's connection has returned bytes.
+func cutAfterFirstRead(t *testing.T, tr transport) (ctx context.Context, server, client *Conn) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	server, client = tr.pair(t, func(nc net.Conn) net.Conn {
+		return &hookConn{Conn: nc, afterRead: func(n int) {
+			if n > 0 {
+				cancel()
+			}
+		}}
+	})
+	return ctx, server, client
+}
+
 // TestReadCutBetweenFragmentsKeepsMessage cuts a Read once the first fragment of a
 // message has been consumed: the next Read, or Reader, must return the whole message, and
 // then the next one.
@@ -115,14 +130,7 @@ func TestReadCutBetweenFragmentsKeepsMessage(t *testing.T) {
 	for _, next := range []string{"Read", "Reader"} {
 		t.Run(next, func(t *testing.T) {
 			eachTransport(t, func(t *testing.T, tr transport) {
-				ctx, cancel := context.WithCancel(context.Background())
-				server, client := tr.pair(t, func(nc net.Conn) net.Conn {
-					return &hookConn{Conn: nc, afterRead: func(n int) {
-						if n > 0 {
-							cancel()
-						}
-					}}
-				})
+				ctx, server, client := cutAfterFirstRead(t, tr)
 				// The server's frames are written by hand, as a peer that fragments.
 				send := func(f frame) {
 					go server.nc.Write(encodeFrame(f, false, int64(len(f.payload))))
@@ -156,14 +164,7 @@ func TestReadCutBetweenFragmentsKeepsMessage(t *testing.T) {
 // TestReadCutMidFrameKeepsMessage cuts a Read in the middle of a frame's payload.
 func TestReadCutMidFrameKeepsMessage(t *testing.T) {
 	eachTransport(t, func(t *testing.T, tr transport) {
-		ctx, cancel := context.WithCancel(context.Background())
-		server, client := tr.pair(t, func(nc net.Conn) net.Conn {
-			return &hookConn{Conn: nc, afterRead: func(n int) {
-				if n > 0 {
-					cancel()
-				}
-			}}
-		})
+		ctx, server, client := cutAfterFirstRead(t, tr)
 		payload := payloadOf(100)
 		wire := encodeFrame(frame{fin: true, op: opBinary, payload: payload}, false, 100)
 		go server.nc.Write(wire[:50])
