@@ -84,8 +84,8 @@ const maxCloseReason = maxControlPayload - 2
 const defaultCloseTimeout = 5 * time.Second
 
 var (
-	errReasonTooLong = errors.New("websocket: close reason longer than 123 bytes")
-	errReasonUTF8    = errors.New("websocket: close reason is not valid UTF-8")
+	errReasonTooLong = errors.New("close reason longer than 123 bytes")
+	errReasonUTF8    = errors.New("close reason is not valid UTF-8")
 )
 
 // parseClosePayload decodes a received close frame payload. An empty payload means the
@@ -119,7 +119,7 @@ func appendClosePayload(b []byte, code StatusCode, reason string) ([]byte, error
 		return b, nil
 	}
 	if !code.validOnWire() {
-		return b, fmt.Errorf("websocket: status code %d cannot be sent in a close frame", int(code))
+		return b, fmt.Errorf("status code %d cannot be sent in a close frame", int(code))
 	}
 	if len(reason) > maxCloseReason {
 		return b, errReasonTooLong
@@ -131,7 +131,7 @@ func appendClosePayload(b []byte, code StatusCode, reason string) ([]byte, error
 	return append(b, reason...), nil
 }
 
-var errCloseTimeout = errors.New("websocket: peer did not answer the close frame in time")
+var errCloseTimeout = errors.New("peer did not answer the close frame in time")
 
 // Close runs the closing handshake (RFC 6455 §7.1.2): it sends a close frame with code and
 // reason, waits for the peer's close frame while discarding any data still arriving, and
@@ -147,10 +147,11 @@ var errCloseTimeout = errors.New("websocket: peer did not answer the close frame
 // errors.Is(err, net.ErrClosed) if the Conn was closed already.
 func (c *Conn) Close(code StatusCode, reason string) error {
 	var pb [maxControlPayload]byte
-	if _, err := appendClosePayload(pb[:0], code, reason); err != nil {
-		return err
+	payload, err := appendClosePayload(pb[:0], code, reason)
+	if err != nil {
+		return fmt.Errorf("%s%w", errPrefix, err)
 	}
-	if err := c.sendClose(code, reason); err != nil {
+	if err := c.sendClosePayload(payload); err != nil {
 		if err == errCloseSent {
 			// Another Close, or the reader answering the peer's close, runs the closing
 			// handshake, and ends it within its timeouts: the Conn is closed once it has.
@@ -191,7 +192,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	if errors.As(c.err, &ce) {
 		return nil
 	}
-	return fmt.Errorf("websocket: close handshake did not complete: %w", &closedError{cause: c.err})
+	return &closedError{cause: c.err, op: "close handshake did not complete"}
 }
 
 // CloseNow closes the TCP connection at once, without a closing handshake; it never
@@ -206,6 +207,17 @@ func (c *Conn) CloseNow() error {
 		return c.closedErr()
 	}
 	return nil
+}
+
+// sendClose sends a close frame with code and reason, as sendClosePayload does, for the
+// package's own closes, whose code and reason are valid.
+func (c *Conn) sendClose(code StatusCode, reason string) error {
+	var pb [maxControlPayload]byte
+	payload, err := appendClosePayload(pb[:0], code, reason)
+	if err != nil {
+		return err
+	}
+	return c.sendClosePayload(payload)
 }
 
 // receivedClose handles the peer's close frame: it answers it, unless our own close frame

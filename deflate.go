@@ -98,7 +98,7 @@ type payloadSource struct {
 }
 
 // errCutBlock is what the decompressor reads when the payload ended inside a block.
-var errCutBlock = errors.New("websocket: compressed message ends inside a DEFLATE block")
+var errCutBlock = errors.New("compressed message ends inside a DEFLATE block")
 
 func (s *payloadSource) Read(p []byte) (n int, err error) {
 	fromBuf := s.r < s.w

@@ -19,11 +19,13 @@ type CloseError struct {
 	Reason string
 }
 
-func (e *CloseError) Error() string {
+func (e *CloseError) Error() string { return errPrefix + e.text() }
+
+func (e *CloseError) text() string {
 	if e.Reason == "" {
-		return fmt.Sprintf("websocket: peer closed with status %d (%v)", int(e.Code), e.Code)
+		return fmt.Sprintf("peer closed with status %d (%v)", int(e.Code), e.Code)
 	}
-	return fmt.Sprintf("websocket: peer closed with status %d (%v): %q", int(e.Code), e.Code, e.Reason)
+	return fmt.Sprintf("peer closed with status %d (%v): %q", int(e.Code), e.Code, e.Reason)
 }
 
 // CloseStatus returns the status code of the close frame found in err's chain, or -1 if
@@ -50,12 +52,14 @@ func protocolError(code StatusCode, reason string) *ProtocolError {
 	return &ProtocolError{Code: code, Reason: reason}
 }
 
-func (e *ProtocolError) Error() string {
+func (e *ProtocolError) Error() string { return errPrefix + e.text() }
+
+func (e *ProtocolError) text() string {
 	hint := ""
 	if e.err == ErrMessageTooBig {
 		hint = "; Conn.SetReadLimit raises the limit"
 	}
-	return fmt.Sprintf("websocket: %s%s (closed with status %d)", e.Reason, hint, int(e.Code))
+	return fmt.Sprintf("%s%s (closed with status %d)", e.Reason, hint, int(e.Code))
 }
 
 func (e *ProtocolError) Unwrap() error { return e.err }
@@ -68,8 +72,10 @@ type HandshakeError struct {
 	Reason string // why the handshake failed
 }
 
-func (e *HandshakeError) Error() string {
-	return "websocket: handshake failed: " + strconv.Itoa(e.Status) + " " + e.Reason
+func (e *HandshakeError) Error() string { return errPrefix + e.text() }
+
+func (e *HandshakeError) text() string {
+	return "handshake failed: " + strconv.Itoa(e.Status) + " " + e.Reason
 }
 
 // closedError is what every call returns once the Conn is closed: it satisfies
@@ -77,13 +83,23 @@ func (e *HandshakeError) Error() string {
 // the I/O error …) for errors.As.
 type closedError struct {
 	cause error
+	op    string // what the call returning it could not finish, if it says so
 }
 
-func (e *closedError) Error() string {
-	if e.cause == nil {
-		return "websocket: use of closed connection"
+func (e *closedError) Error() string { return errPrefix + e.text() }
+
+func (e *closedError) text() string {
+	s := "connection closed"
+	switch {
+	case e.cause == nil && e.op == "":
+		s = "use of closed connection"
+	case e.cause != nil:
+		s += ": " + errorText(e.cause)
 	}
-	return "websocket: connection closed: " + trimPrefix(e.cause.Error())
+	if e.op != "" {
+		s = e.op + ": " + s
+	}
+	return s
 }
 
 func (e *closedError) Unwrap() []error {
@@ -93,11 +109,25 @@ func (e *closedError) Unwrap() []error {
 	return []error{net.ErrClosed, e.cause}
 }
 
-// trimPrefix keeps the "websocket: " prefix from appearing twice in a wrapped message.
-func trimPrefix(s string) string {
-	const p = "websocket: "
-	if len(s) >= len(p) && s[:len(p)] == p {
-		return s[len(p):]
+// errPrefix begins the message of every error that leaves the package, once. The errors
+// the package makes for its own use carry none; an exported error type adds it in Error
+// and gives the text after it to the errors that wrap it, through errorText.
+const errPrefix = "websocket: "
+
+// errorText returns what err says, without errPrefix when it is one of the package's own
+// error types.
+func errorText(err error) string {
+	if t, ok := err.(interface{ text() string }); ok {
+		return t.text()
 	}
-	return s
+	return err.Error()
 }
+
+// causeError is an error of the package's own that says what failed, then why: the error
+// it wraps, whose text follows without errPrefix.
+type causeError struct {
+	what, why error
+}
+
+func (e *causeError) Error() string   { return e.what.Error() + ": " + errorText(e.why) }
+func (e *causeError) Unwrap() []error { return []error{e.what, e.why} }

@@ -28,8 +28,8 @@ var (
 )
 
 // Write sends p as one message. It blocks until the message is written, ctx is done or
-// the Conn closes, and waits for any message other goroutines are sending to be complete
-// first. It never modifies p. It is safe for concurrent use.
+// the Conn closes, and waits for any message other goroutines are sending, or Send
+// queued, to be complete first. It never modifies p. It is safe for concurrent use.
 //
 // If ctx is done on entry, or ends the call before any byte of the message went out,
 // Write returns ctx.Err() and the Conn stays usable; once part of the message is on the
@@ -39,7 +39,7 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if typ != MessageText && typ != MessageBinary {
 		return errBadMessageType
 	}
-	if err := c.lock(ctx, &c.msgLock); err != nil {
+	if err := c.lockMessage(ctx); err != nil {
 		return err
 	}
 	defer c.msgLock.unlock()
@@ -56,7 +56,7 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 		}
 		return w.endDeflate()
 	}
-	return c.writeFrame(ctx, true, opcode(typ), p)
+	return c.writeFrame(ctx, true, opcode(typ), 0, p)
 }
 
 // Writer starts a message and returns a writer for its payload; the message ends when
@@ -71,7 +71,7 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 	if typ != MessageText && typ != MessageBinary {
 		return nil, errBadMessageType
 	}
-	if err := c.lock(ctx, &c.msgLock); err != nil {
+	if err := c.lockMessage(ctx); err != nil {
 		return nil, err
 	}
 	// A writer of its own for each message: one kept past Close can then never write into
@@ -117,7 +117,7 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 			// Nothing buffered and more than a buffer's worth to send: frame p as it is,
 			// with no copy on a server. A buffer's worth is copied instead, so that a
 			// message of that size still goes out as one frame at Close.
-			if err := c.writeFrame(w.ctx, false, w.op, p); err != nil {
+			if err := c.writeFrame(w.ctx, false, w.op, 0, p); err != nil {
 				return written, w.failed(err)
 			}
 			w.op = opContinuation
@@ -177,7 +177,7 @@ func (w *messageWriter) send(fin bool, n int) error {
 // ends, and it cannot end now.
 func (w *messageWriter) failed(err error) error {
 	if w.op == opContinuation && !w.c.isClosed() {
-		w.c.teardown(fmt.Errorf("%w: %w", errMessageCut, err))
+		w.c.teardown(&causeError{errMessageCut, err})
 		err = w.c.closedErr()
 	}
 	w.err = err
@@ -205,18 +205,19 @@ func (c *Conn) releaseBuffer() {
 	}
 }
 
-// writeFrame sends p as one data frame. The caller holds msgLock.
-func (c *Conn) writeFrame(ctx context.Context, fin bool, op opcode, p []byte) error {
+// writeFrame sends p as one data frame with the reserved bits rsv. The caller holds
+// msgLock.
+func (c *Conn) writeFrame(ctx context.Context, fin bool, op opcode, rsv byte, p []byte) error {
 	if len(p) <= writeBufferSize {
 		copy(c.buffer()[maxHeaderSize:], p)
-		return c.sendBuffered(ctx, fin, op, 0, len(p))
+		return c.sendBuffered(ctx, fin, op, rsv, len(p))
 	}
 	if err := c.lockFrame(ctx); err != nil {
 		return err
 	}
 	defer c.unlockFrame(ctx)
 	c.wwatch.start(ctx)
-	h := header{fin: fin, op: op, length: int64(len(p)), masked: c.client}
+	h := header{fin: fin, rsv: rsv, op: op, length: int64(len(p)), masked: c.client}
 	var wrote int64
 	var err error
 	if !c.client {
@@ -259,13 +260,17 @@ func (c *Conn) sendBuffered(ctx context.Context, fin bool, op opcode, rsv byte, 
 	}
 	start := maxHeaderSize - encodedHeaderSize(h.length, h.masked)
 	appendHeader(buf[start:start], h)
+	return c.sendFrame(ctx, buf[start:maxHeaderSize+n])
+}
 
+// sendFrame sends frame, a whole frame, with one write (or holds it back, when writes
+// are coalesced). The caller holds msgLock.
+func (c *Conn) sendFrame(ctx context.Context, frame []byte) error {
 	if err := c.lockFrame(ctx); err != nil {
 		return err
 	}
 	defer c.unlockFrame(ctx)
 	c.wwatch.start(ctx)
-	frame := buf[start : maxHeaderSize+n]
 	if c.co.hold(frame) {
 		if c.co.stillHeld() {
 			return nil
@@ -342,22 +347,17 @@ func (c *Conn) writeResult(ctx context.Context, wrote int64, err error) error {
 	return c.closedErr()
 }
 
-// sendClose sends a close frame with code and reason, once: it returns errCloseSent if one
-// went out already. It waits at most the close timeout, for the frame lock and for the
-// write, so a stuck peer cannot hold up closing.
-func (c *Conn) sendClose(code StatusCode, reason string) error {
-	var pb [maxControlPayload]byte
-	payload, err := appendClosePayload(pb[:0], code, reason)
-	if err != nil {
-		return err
-	}
+// sendClosePayload sends a close frame with payload, built by appendClosePayload, once: it
+// returns errCloseSent if one went out already. It waits at most the close timeout, for
+// the frame lock and for the write, so a stuck peer cannot hold up closing.
+func (c *Conn) sendClosePayload(payload []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.closeTimeout)
 	defer cancel()
 	if !c.frameLock.lock(ctx, c.closed) {
 		if c.isClosed() {
 			return c.closedErr()
 		}
-		return fmt.Errorf("websocket: no close frame sent: a write held the connection for %v", c.closeTimeout)
+		return fmt.Errorf("no close frame sent: a write held the connection for %v", c.closeTimeout)
 	}
 	defer c.unlockFrame(context.Background())
 	if c.closeSent {
@@ -365,7 +365,7 @@ func (c *Conn) sendClose(code StatusCode, reason string) error {
 	}
 	c.closeSent = true
 	c.wwatch.deadline(time.Now().Add(c.closeTimeout))
-	_, err = c.writeOut(c.controlFrame(opClose, payload))
+	_, err := c.writeOut(c.controlFrame(opClose, payload))
 	c.wwatch.deadline(time.Time{})
 	return err
 }
