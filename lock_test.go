@@ -113,7 +113,7 @@ func TestMutexExcludes(t *testing.T) {
 	}
 	wg.Wait()
 	assert.Equal(t, succeeded, count)
-	assert.Greater(t, succeeded, 8*2000*3/4, "most locks have no ended context")
+	assert.GreaterOrEqual(t, succeeded, 8*2000*3/5, "three calls in five have a context that does not end")
 }
 
 // waitWaiters waits until n goroutines wait in m's queue. It fails the test, instead of
