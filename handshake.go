@@ -108,6 +108,29 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	protocol := selectSubprotocol(r.Header, opts.Subprotocols)
 	deflate, extensions, compress := acceptDeflate(r.Header.Values("Sec-WebSocket-Extensions"), opts.Compression)
 
+	var c *Conn
+	var err error
+	if isExtendedConnect(r) {
+		c, err = acceptStream(w, r, protocol, extensions, opts.ResponseHeader)
+	} else {
+		c, err = hijack(w, r, protocol, extensions, opts.ResponseHeader)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if compress {
+		c.useDeflate(deflate)
+	}
+	if opts.CoalesceWrites {
+		c.coalesceWrites()
+	}
+	opts.Group.add(c)
+	return c, nil
+}
+
+// hijack takes the connection of an HTTP/1.1 request over, answers 101 on it and returns
+// a server Conn on it.
+func hijack(w http.ResponseWriter, r *http.Request, protocol, extensions string, extra http.Header) (*Conn, error) {
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return nil, refuse(w, &HandshakeError{http.StatusInternalServerError, "cannot take over the connection: " + err.Error()})
@@ -115,7 +138,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	// The HTTP server's read and write timeouts must not cut the WebSocket connection.
 	nc.SetDeadline(time.Time{})
 
-	if err := writeResponse(nc, r.Header.Get("Sec-WebSocket-Key"), protocol, extensions, opts.ResponseHeader); err != nil {
+	if err := writeResponse(nc, r.Header.Get("Sec-WebSocket-Key"), protocol, extensions, extra); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("websocket: writing the handshake response: %w", err)
 	}
@@ -127,13 +150,6 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		// Hijack, so both can go. Another Hijacker's buffers are its own business.
 		releaseBuffers(brw)
 	}
-	if compress {
-		c.useDeflate(deflate)
-	}
-	if opts.CoalesceWrites {
-		c.coalesceWrites()
-	}
-	opts.Group.add(c)
 	return c, nil
 }
 
@@ -210,6 +226,15 @@ func writeResponse(nc net.Conn, key, protocol, extensions string, extra http.Hea
 // checkRequest checks r against RFC 6455 §4.2.1 and the origin policy. It may set
 // response headers that go with its refusal.
 func checkRequest(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) *HandshakeError {
+	if isExtendedConnect(r) {
+		if err := checkExtendedConnect(w, r); err != nil {
+			return err
+		}
+		if err := checkVersion(w, r); err != nil {
+			return err
+		}
+		return checkOrigin(r, opts)
+	}
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
 		return &HandshakeError{http.StatusMethodNotAllowed, "a WebSocket handshake uses the GET method"}
@@ -225,9 +250,8 @@ func checkRequest(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) *
 	if !hasToken(r.Header, "Connection", "upgrade") {
 		return &HandshakeError{http.StatusBadRequest, `the request lacks "Connection: Upgrade"`}
 	}
-	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || v[0] != "13" {
-		w.Header().Set("Sec-WebSocket-Version", "13")
-		return &HandshakeError{http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version: only 13 is spoken"}
+	if err := checkVersion(w, r); err != nil {
+		return err
 	}
 	keys := r.Header.Values("Sec-WebSocket-Key")
 	if len(keys) != 1 {
@@ -238,6 +262,15 @@ func checkRequest(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) *
 		return &HandshakeError{http.StatusBadRequest, "Sec-WebSocket-Key is not the base64 encoding of 16 bytes"}
 	}
 	return checkOrigin(r, opts)
+}
+
+// checkVersion checks Sec-WebSocket-Version (RFC 6455 §4.2.1; RFC 8441 §5 keeps it).
+func checkVersion(w http.ResponseWriter, r *http.Request) *HandshakeError {
+	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || v[0] != "13" {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		return &HandshakeError{http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version: only 13 is spoken"}
+	}
+	return nil
 }
 
 // checkOrigin applies RFC 6455 §10.2: browsers name the page's origin, and a server
