@@ -19,14 +19,17 @@ const (
 
 	// CompressionNoContextTakeover compresses each message on its own, in both
 	// directions: the two sides agree that neither refers back to earlier messages.
-	// A Conn then keeps no compression state between messages.
+	// A Conn then keeps no compression state between messages; while a compressed
+	// message is open, until it has been read or discarded, it holds a decompressor of
+	// about 45 KiB.
 	CompressionNoContextTakeover
 
 	// CompressionContextTakeover lets the peer compress each message against the ones it
 	// sent before, which shrinks small, similar messages much more; the Conn keeps the
-	// last 32 KiB the peer sent (less if the peer announced a smaller window). A client
-	// that offers client_no_context_takeover is held to it, and costs no window. The
-	// Conn's own messages are still compressed each on its own.
+	// last 32 KiB the peer sent (less if the peer announced a smaller window), and while
+	// a compressed message is open the decompressor as well: about 77 KiB in all. A
+	// client that offers client_no_context_takeover is held to it, and costs no window.
+	// The Conn's own messages are still compressed each on its own.
 	CompressionContextTakeover
 )
 

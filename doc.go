@@ -142,12 +142,20 @@
 // at some cost in compression; for the smallest window, 256 bytes, it codes without
 // back-references at all (Huffman coding only).
 //
-// What the peer sends is decompressed through a pooled decompressor. With
-// CompressionNoContextTakeover the peer must compress each message on its own as well;
-// with CompressionContextTakeover it may refer to its earlier messages, and the Conn
-// keeps the last 32 KiB (or the window the peer announced) of them: 32 KiB per
-// connection, unless the peer offered client_no_context_takeover, which the server then
-// confirms (browsers do not offer it; this package's Dial does). The read limit applies
+// What the peer sends is decompressed through a decompressor taken from a pool when a
+// compressed message begins and given back once it has been read or discarded: an open
+// compressed message holds about 45 KiB (the decompressor's 32 KiB history, its Huffman
+// tables and a 4 KiB input buffer, as measured on amd64). It cannot be given back between
+// the frames of a message, since a frame may refer to the data of earlier ones and even
+// finish a block they began, and compress/flate cannot set aside its state; so a peer
+// that opens compressed messages and sends no more of them holds that much per
+// connection until the read's context ends, which closes the Conn, or the Conn closes.
+// With CompressionNoContextTakeover the peer must compress each message on its own as
+// well; with CompressionContextTakeover it may refer to its earlier messages, and the
+// Conn keeps the last 32 KiB (or the window the peer announced) of them, between
+// messages too: 32 KiB per connection, about 77 KiB while a message is open, unless the
+// peer offered client_no_context_takeover, which the server then confirms (browsers do
+// not offer it; this package's Dial does). The read limit applies
 // to the decompressed size of a message (its compressed size may exceed the limit by an
 // eighth and 1 KiB). Data that is not valid DEFLATE fails the connection with 1007, and
 // so does a message that does not end between two blocks, as RFC 7692 §7.2.1 has
