@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -23,13 +25,27 @@ import (
 // TestMain fails the run if a test left goroutines running.
 func TestMain(m *testing.M) { leak.Main(m) }
 
+// ending is how an echo connection ended: the HTTP major version of the
+// request that opened it, and the error that ended it.
+type ending struct {
+	protoMajor int
+	err        error
+}
+
 // serve runs the example's handler on a test server bound to 127.0.0.1.
-// The returned channel receives the error that ended the echo connection.
-func serve(t *testing.T) (*httptest.Server, <-chan error) {
-	ended := make(chan error, 1)
-	srv := httptest.NewServer(newHandler(func(err error) {
+// The returned channel receives how the echo connection ended.
+func serve(t *testing.T) (*httptest.Server, <-chan ending) {
+	srv, ended := newTestServer(t)
+	srv.Start()
+	return srv, ended
+}
+
+// newTestServer returns an unstarted test server running the example's handler.
+func newTestServer(t *testing.T) (*httptest.Server, <-chan ending) {
+	ended := make(chan ending, 1)
+	srv := httptest.NewUnstartedServer(newHandler(func(r *http.Request, err error) {
 		select {
-		case ended <- err:
+		case ended <- ending{r.ProtoMajor, err}:
 		default:
 			t.Errorf("a second echo connection ended: %v", err)
 		}
@@ -39,11 +55,20 @@ func serve(t *testing.T) (*httptest.Server, <-chan error) {
 }
 
 // requireClosedBy checks that the server's echo loop ended because the peer
-// closed with status 1000 and the given reason.
-func requireClosedBy(ctx context.Context, t *testing.T, ended <-chan error, reason string) {
+// closed with status 1000 and the given reason, on a connection opened over
+// HTTP/1.1.
+func requireClosedBy(ctx context.Context, t *testing.T, ended <-chan ending, reason string) {
+	t.Helper()
+	requireClosedOver(ctx, t, ended, reason, 1)
+}
+
+// requireClosedOver is requireClosedBy for a connection opened over HTTP/major.
+func requireClosedOver(ctx context.Context, t *testing.T, ended <-chan ending, reason string, major int) {
 	t.Helper()
 	select {
-	case err := <-ended:
+	case e := <-ended:
+		assert.Equal(t, major, e.protoMajor, "the WebSocket came over HTTP/%d", e.protoMajor)
+		err := e.err
 		assert.ErrorIs(t, err, net.ErrClosed)
 		var ce *websocket.CloseError
 		require.ErrorAs(t, err, &ce)
@@ -209,6 +234,103 @@ func TestBrowser(t *testing.T) {
 	assert.Equal(t, 40, got.Echoed)
 	assert.True(t, got.Same, "an echo differs from what the page sent")
 	requireClosedBy(ctx, t, ended, "compressed")
+}
+
+// TestBrowserH2 serves the page over HTTPS and HTTP/2 with the example's throwaway
+// certificate and extended CONNECT on, and checks on the server's side that Chromium
+// opened its WebSockets as streams of the page's HTTP/2 connection (RFC 8441). Chromium
+// does so when the page's origin speaks HTTP/2 and the server announces
+// SETTINGS_ENABLE_CONNECT_PROTOCOL, which net/http does with GODEBUG=http2xconnect=1:
+// the test runs in a child process with it.
+func TestBrowserH2(t *testing.T) {
+	if inXConnectChild(t) {
+		return
+	}
+	srv, ended := newTestServer(t)
+	cfg, err := selfSigned()
+	require.NoError(t, err)
+	srv.TLS = cfg
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+
+	browser := chromium.Start(ctx, t, "--ignore-certificate-errors")
+	page, err := browser.Open(ctx, srv.URL+"/")
+	require.NoError(t, err)
+	var proto string
+	require.NoError(t, page.Eval(ctx, `performance.getEntriesByType("navigation")[0].nextHopProtocol`, &proto))
+	assert.Equal(t, "h2", proto, "the page came over HTTP/2")
+
+	lines, err := page.WaitForLines(ctx, "log", 1)
+	require.NoError(t, err)
+	require.Equal(t, []string{"open"}, lines)
+	require.NoError(t, page.Type(ctx, "msg", "hello", "send"))
+	lines, err = page.WaitForLines(ctx, "log", 3)
+	require.NoError(t, err)
+	require.Equal(t, []string{"open", "sent: hello", "received: hello"}, lines)
+	require.NoError(t, page.Click(ctx, "close"))
+	lines, err = page.WaitForLines(ctx, "log", 4)
+	require.NoError(t, err)
+	assert.Equal(t, "closed: 1000", lines[3])
+	requireClosedOver(ctx, t, ended, "bye", 2)
+
+	var got struct {
+		Length int
+		Same   bool
+		Code   int
+		Error  string
+	}
+	require.NoError(t, page.Eval(ctx, bigEcho, &got))
+	assert.Empty(t, got.Error)
+	assert.Equal(t, 1<<20, got.Length)
+	assert.True(t, got.Same, "the echo of 1 MiB differs from what the page sent")
+	assert.Equal(t, 1000, got.Code)
+	requireClosedOver(ctx, t, ended, "big", 2)
+}
+
+// bigEcho opens a connection from the page, sends a binary message of 1 MiB (the
+// server's read limit), checks its echo and closes with 1000.
+const bigEcho = `new Promise((resolve) => {
+  const big = new Uint8Array(1 << 20);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 7 + (i >> 10)) & 0xff;
+  const ws = new WebSocket(location.origin.replace("http", "ws") + "/ws");
+  ws.binaryType = "arraybuffer";
+  let length = 0, same = false;
+  ws.onopen = () => ws.send(big);
+  ws.onmessage = (e) => {
+    const got = new Uint8Array(e.data);
+    length = got.length;
+    same = length === big.length && got.every((b, i) => b === big[i]);
+    ws.close(1000, "big");
+  };
+  ws.onclose = (e) => resolve({Length: length, Same: same, Code: e.code});
+  ws.onerror = () => resolve({Error: "error event", Length: length});
+})`
+
+// inXConnectChild runs the calling top-level test in a child process with
+// GODEBUG=http2xconnect=1, unless this process has it, and reports whether it did:
+// the caller then returns. net/http reads the setting from the environment when the
+// process starts, and the go command refuses it as a //go:debug line.
+func inXConnectChild(t *testing.T) bool {
+	t.Helper()
+	if extendedConnect() {
+		return false
+	}
+	godebug := "http2xconnect=1"
+	if v := os.Getenv("GODEBUG"); v != "" {
+		godebug = v + "," + godebug
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), "GODEBUG="+godebug)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "the child with GODEBUG=%s failed:\n%s", godebug, out)
+	if strings.Contains(string(out), "--- SKIP: "+t.Name()) {
+		t.Skipf("skipped in the child with GODEBUG=%s:\n%s", godebug, out)
+	}
+	require.Contains(t, string(out), "--- PASS: "+t.Name(), "%s", out)
+	t.Logf("ran in a child process with GODEBUG=%s", godebug)
+	return true
 }
 
 // buttonStates says which of the page's buttons are enabled.

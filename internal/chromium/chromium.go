@@ -19,7 +19,8 @@ import (
 // Start starts headless Chromium with a fresh profile and connects to its DevTools
 // server. Without Chromium installed it skips the test, or fails it when CI=true. When
 // the test ends, the DevTools connection is closed and the browser killed and waited for.
-func Start(ctx context.Context, t testing.TB) *Browser {
+// Flags, such as "--ignore-certificate-errors", are added to the command line.
+func Start(ctx context.Context, t testing.TB, flags ...string) *Browser {
 	t.Helper()
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
@@ -41,6 +42,7 @@ func Start(ctx context.Context, t testing.TB) *Browser {
 		"--remote-debugging-port=0",
 		"--user-data-dir="+t.TempDir(),
 	)
+	cmd.Args = append(cmd.Args, flags...)
 	stderr := &stderr{devtools: make(chan string, 1)}
 	cmd.Stderr = stderr
 	// Chromium's helper processes share its stderr and exit soon after it. Wait waits
