@@ -226,6 +226,7 @@ func (c *Conn) teardown(cause error) bool {
 		close(c.closed)
 		c.rwatch.close()
 		c.wwatch.close()
+		c.rb.ka.stop()
 		c.group.remove(c)
 	})
 	return done

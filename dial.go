@@ -69,6 +69,11 @@ type DialOptions struct {
 	// CoalesceWrites holds back small messages written while the server's next input is
 	// buffered, as AcceptOptions.CoalesceWrites does on a server. Default: false.
 	CoalesceWrites bool
+
+	// PingInterval and PingTimeout turn keepalive on, as AcceptOptions.PingInterval and
+	// AcceptOptions.PingTimeout do on a server. Default: 0, no keepalive.
+	PingInterval time.Duration
+	PingTimeout  time.Duration
 }
 
 // Bounds on what a server can make Dial read and wait for.
@@ -348,6 +353,7 @@ func handshake(ctx context.Context, nc net.Conn, u *url.URL, opts *DialOptions) 
 	if opts.CoalesceWrites {
 		c.coalesceWrites()
 	}
+	c.startKeepalive(opts.PingInterval, opts.PingTimeout, realClock{})
 	return c, resp, nil
 }
 

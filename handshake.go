@@ -57,6 +57,18 @@ type AcceptOptions struct {
 	// Group, if set, adds the Conn to the group, whose Shutdown closes every Conn in it
 	// with 1001 (going away); the Conn leaves the group when it closes. Default: none.
 	Group *Group
+
+	// PingInterval turns keepalive on: once nothing has arrived from the peer for this
+	// long, the Conn sends a ping, and if nothing arrives within PingTimeout after it, the
+	// Conn is closed and its reads return an error matching ErrKeepaliveTimeout. Answers
+	// are only seen while a goroutine reads (Read, Reader, NetConn's Read, CloseRead).
+	// Conn.RTT reports the round-trip time of the last ping answered. It costs a timer
+	// and about 240 bytes per Conn, and no goroutine; see the package documentation,
+	// Keepalive. Default: 0, no keepalive.
+	PingInterval time.Duration
+	// PingTimeout is how long the peer has, after a keepalive ping, to send anything.
+	// Default: PingInterval.
+	PingTimeout time.Duration
 }
 
 // acceptGUID is the fixed string RFC 6455 §1.3 appends to the key.
@@ -124,6 +136,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	if opts.CoalesceWrites {
 		c.coalesceWrites()
 	}
+	c.startKeepalive(opts.PingInterval, opts.PingTimeout, realClock{})
 	opts.Group.add(c)
 	return c, nil
 }

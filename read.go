@@ -480,6 +480,7 @@ func (c *Conn) handleControl(op opcode, payload []byte) error {
 		// RFC 6455 §5.5.2: answer with a pong carrying the same payload.
 		return c.answerPing(payload)
 	case opPong:
+		c.rb.ka.pong(payload)
 		c.gotPong(payload)
 		return nil
 	default: // opClose: parseHeader let no other control opcode through.

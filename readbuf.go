@@ -36,6 +36,8 @@ type readBuffer struct {
 	// may wait for the network.
 	co         *coalescer
 	beforeWait func()
+
+	ka *keepalive // told of every read of the socket that returns bytes, when keepalive is on
 }
 
 // wait runs before a read that may wait for the network.
@@ -104,6 +106,9 @@ func (b *readBuffer) read(p []byte) (int, error) {
 			n, err := b.nc.Read(p)
 			b.waited()
 			if n > 0 {
+				if b.ka != nil {
+					b.ka.arrived()
+				}
 				return n, nil
 			}
 			return 0, connErr(err)
@@ -127,10 +132,16 @@ func (b *readBuffer) fill() error {
 	}
 	b.wait()
 	defer b.waited()
+	var err error
 	if b.raw != nil {
-		return b.fillRaw()
+		err = b.fillRaw()
+	} else {
+		err = b.fillConn()
 	}
-	return b.fillConn()
+	if b.ka != nil && err == nil {
+		b.ka.arrived()
+	}
+	return err
 }
 
 // fillConn reads through the net.Conn, holding the buffer while it waits.
