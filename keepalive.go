@@ -135,7 +135,7 @@ func (k *keepalive) fire() {
 	if pingAt := k.pingAt.Load(); pingAt != 0 {
 		if last < pingAt {
 			if left := pingAt + int64(k.timeout) - now; left > 0 {
-				k.arm(time.Duration(left))
+				k.armWaiting(time.Duration(left))
 				return
 			}
 			c.teardown(&keepaliveError{fmt.Sprintf("nothing received within %v of a ping", k.timeout)})
@@ -189,7 +189,15 @@ func (k *keepalive) ping(now int64) {
 	}
 	c.unlockFrame(ctx)
 	k.pingAt.Store(now)
-	k.arm(time.Duration(now + int64(k.timeout) - k.clock.now()))
+	k.armWaiting(time.Duration(now + int64(k.timeout) - k.clock.now()))
+}
+
+// armWaiting sets the timer while a ping waits for an answer, for the end of the
+// timeout, left from now, but no later than an interval from now: when the timeout is
+// longer than the interval, an answer that comes early is followed by the next ping an
+// interval after it, not at the end of the timeout.
+func (k *keepalive) armWaiting(left time.Duration) {
+	k.arm(min(left, k.interval))
 }
 
 // RTT returns the round-trip time that keepalive measured last: from a keepalive ping

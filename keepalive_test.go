@@ -178,6 +178,31 @@ func TestKeepaliveLateAnswer(t *testing.T) {
 	})
 }
 
+// TestKeepaliveLongTimeout checks that with a timeout longer than the interval, the next
+// ping still comes an interval after the answer, and a dead peer is still found at the
+// end of the timeout.
+func TestKeepaliveLongTimeout(t *testing.T) {
+	p := newRawPeer(t, false)
+	clk := &fakeClock{}
+	p.conn.startKeepalive(testInterval, 3*testInterval, clk)
+	p.readLoop()
+	clk.advance(testInterval)
+	ping := p.expectPing()
+	clk.advance(time.Second)
+	p.answer(ping)
+	clk.advance(testInterval - 1)
+	assert.Zero(t, p.conn.rb.ka.pingAt.Load(), "pinged less than an interval after the answer")
+	clk.advance(1)
+	p.expectPing()
+	assert.Equal(t, int64(2*testInterval+time.Second), p.conn.rb.ka.pingAt.Load(), "ping not an interval after the answer")
+
+	clk.advance(3*testInterval - 1)
+	require.False(t, p.conn.isClosed(), "closed before the timeout passed")
+	clk.advance(1)
+	require.True(t, p.conn.isClosed())
+	require.ErrorIs(t, p.nextRead().err, ErrKeepaliveTimeout)
+}
+
 // TestKeepaliveAnswered checks that a peer that answers keeps the Conn open for many
 // intervals, and that RTT reports each answer's round trip.
 func TestKeepaliveAnswered(t *testing.T) {
@@ -228,6 +253,44 @@ func TestKeepaliveStopsWithConn(t *testing.T) {
 	clk.mu.Unlock()
 	assert.False(t, on, "timer still set after the Conn closed")
 	clk.advance(10 * testInterval)
+}
+
+// TestKeepaliveUnreadPing checks that a ping the peer does not take within the timeout
+// (it reads nothing) closes the Conn too. The write's bound is the real timeout.
+func TestKeepaliveUnreadPing(t *testing.T) {
+	a, b := net.Pipe()
+	t.Cleanup(func() { b.Close() })
+	conn := newConn(a, nil, false, "")
+	t.Cleanup(func() { conn.CloseNow() })
+	clk := &fakeClock{}
+	conn.startKeepalive(testInterval, 20*time.Millisecond, clk)
+	clk.advance(testInterval) // returns once the ping's write gave up
+	require.True(t, conn.isClosed())
+	_, _, err := conn.Read(context.Background())
+	require.ErrorIs(t, err, ErrKeepaliveTimeout)
+	assert.Contains(t, err.Error(), "could not be sent")
+}
+
+// TestKeepaliveRealClock runs keepalive on the real clock: a peer that answers is pinged
+// again, RTT reports the answer, and a peer that stops answering is cut off.
+func TestKeepaliveRealClock(t *testing.T) {
+	t.Run("answered", func(t *testing.T) {
+		p := newRawPeer(t, false)
+		p.conn.startKeepalive(time.Millisecond, time.Minute, realClock{})
+		p.readLoop()
+		for range 3 {
+			p.answer(p.expectPing())
+			assert.Positive(t, p.conn.RTT())
+		}
+	})
+	t.Run("dead", func(t *testing.T) {
+		p := newRawPeer(t, false)
+		p.conn.startKeepalive(time.Millisecond, time.Millisecond, realClock{})
+		p.readLoop()
+		p.expectPing()
+		require.ErrorIs(t, p.nextRead().err, ErrKeepaliveTimeout)
+		p.expectEnd()
+	})
 }
 
 // TestKeepaliveOptions checks that the options of Accept and Dial turn keepalive on, with
