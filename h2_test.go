@@ -59,7 +59,7 @@ func inXConnectChild(t *testing.T) bool {
 
 // h2Server is a TLS test server speaking HTTP/2 whose handler Accepts and hands the Conn
 // to serve; it records the protocol version of the requests it accepted.
-func h2Server(t *testing.T, opts *AcceptOptions, serve func(*Conn, *http.Request)) *httptest.Server {
+func h2Server(t testing.TB, opts *AcceptOptions, serve func(*Conn, *http.Request)) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := Accept(w, r, opts)
@@ -86,7 +86,7 @@ type h2Dialer struct {
 	url  string
 }
 
-func newH2Dialer(t *testing.T, srv *httptest.Server) *h2Dialer {
+func newH2Dialer(t testing.TB, srv *httptest.Server) *h2Dialer {
 	t.Helper()
 	tr := srv.Client().Transport.(*http.Transport)
 	tr.CloseIdleConnections() // sets the transport's HTTP/2 up, TLSNextProto included
@@ -105,7 +105,7 @@ func newH2Dialer(t *testing.T, srv *httptest.Server) *h2Dialer {
 
 // roundTrip sends an extended CONNECT for a WebSocket with header and returns the
 // response, and the writer of the request body.
-func (d *h2Dialer) roundTrip(t *testing.T, method, protocol string, header http.Header) (*http.Response, *io.PipeWriter) {
+func (d *h2Dialer) roundTrip(t testing.TB, method, protocol string, header http.Header) (*http.Response, *io.PipeWriter) {
 	t.Helper()
 	pr, pw := io.Pipe()
 	req, err := http.NewRequest(method, d.url+"/", pr)
@@ -124,7 +124,7 @@ func (d *h2Dialer) roundTrip(t *testing.T, method, protocol string, header http.
 
 // dial opens a WebSocket on a new stream and returns the client Conn, made by hand on
 // the stream (Dial speaks HTTP/1.1 only), and the response.
-func (d *h2Dialer) dial(t *testing.T, mode CompressionMode, header http.Header) (*Conn, *http.Response, *h2Client) {
+func (d *h2Dialer) dial(t testing.TB, mode CompressionMode, header http.Header) (*Conn, *http.Response, *h2Client) {
 	t.Helper()
 	h := http.Header{"Sec-Websocket-Version": {"13"}}
 	if offer := deflateOffer(mode); offer != "" {
@@ -561,4 +561,63 @@ func TestH2WithoutSetting(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "h1", string(p))
 	require.NoError(t, c.Close(StatusNormalClosure, ""))
+}
+
+// BenchmarkH2 compares a WebSocket on a new stream of an HTTP/2 connection with one on a
+// new TLS connection upgraded over HTTP/1.1: opening (and closing without a handshake) a
+// WebSocket, and echoing a 64-byte message. Client and server share the process, so the
+// CPU time counted is both sides'. It needs GODEBUG=http2xconnect=1.
+func BenchmarkH2(b *testing.B) {
+	if !xconnectOn() {
+		b.Skip("run with GODEBUG=http2xconnect=1")
+	}
+	ctx := context.Background()
+	srv := h2Server(b, nil, func(c *Conn, _ *http.Request) {
+		for {
+			typ, p, err := c.Read(ctx)
+			if err != nil || c.Write(ctx, typ, p) != nil {
+				return
+			}
+		}
+	})
+	d := newH2Dialer(b, srv)
+	wss := "wss" + strings.TrimPrefix(srv.URL, "https")
+	cfg := srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	cfg.NextProtos = []string{"http/1.1"}
+	cfg.ClientSessionCache = nil // every connection a full TLS handshake, as a new visitor's
+	dialH1 := func(b *testing.B) *Conn {
+		c, _, err := Dial(ctx, wss, &DialOptions{TLSConfig: cfg})
+		require.NoError(b, err)
+		return c
+	}
+	dialH2 := func(b *testing.B) *Conn {
+		c, _, _ := d.dial(b, CompressionDisabled, nil)
+		return c
+	}
+	for _, open := range []struct {
+		name string
+		dial func(*testing.B) *Conn
+	}{{"h2 stream", dialH2}, {"TLS+HTTP/1.1", dialH1}} {
+		b.Run("open/"+open.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c := open.dial(b)
+				require.NoError(b, c.Write(ctx, MessageText, []byte("x")))
+				_, _, err := c.Read(ctx)
+				require.NoError(b, err)
+				c.CloseNow()
+			}
+		})
+		b.Run("echo 64 B/"+open.name, func(b *testing.B) {
+			c := open.dial(b)
+			defer c.CloseNow()
+			msg := make([]byte, 64)
+			b.ReportAllocs()
+			for b.Loop() {
+				require.NoError(b, c.Write(ctx, MessageBinary, msg))
+				_, _, err := c.Read(ctx)
+				require.NoError(b, err)
+			}
+		})
+	}
 }

@@ -110,6 +110,13 @@ var handshakeHeaders = map[string]bool{
 // written to, and must lead to an http.Hijacker, possibly through Unwrap methods. As
 // after any Hijack, r.Body must not be read once Accept has returned; behind net/http's
 // own Hijacker such a read fails with http.ErrHijacked.
+//
+// Over HTTP/2, Accept serves an RFC 8441 request (a CONNECT with ":protocol: websocket")
+// without taking the connection over: it answers 200, and the Conn runs on the request's
+// stream, reading r.Body, which the handler must then leave alone, and writing the
+// response through w, which must lead to an http.Flusher. The stream ends when the
+// handler returns: the handler must not return while the Conn is in use (see the package
+// documentation, HTTP/2).
 func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn, error) {
 	if opts == nil {
 		opts = &AcceptOptions{}
