@@ -207,8 +207,9 @@
 // Keepalive costs a Conn about 240 bytes and a timer, and no goroutine: the timer's
 // function runs when it is due, on a goroutine that lives while it sends the ping, whose
 // write is bounded by the timeout. Each read of the socket that returns bytes reads the
-// clock, about 40 ns. Off, it costs a Conn one pointer, and reads one nil check. CloseRead
-// costs a goroutine, a few KiB of stack, for as long as the Conn is open.
+// clock: about 40 ns, some 200 instructions, which a 64-byte echo feels as 3 to 4 % more
+// work. Off, it costs a Conn one pointer, and reads one nil check. CloseRead costs a
+// goroutine, a few KiB of stack, for as long as the Conn is open.
 //
 // # HTTP/2
 //
