@@ -101,3 +101,21 @@ func waitDone(t *testing.T, ctx context.Context) {
 		require.FailNow(t, "context not done within 5s")
 	}
 }
+
+// TestCloseReadThenClose checks that Close on a Conn whose reading CloseRead holds
+// completes the closing handshake: CloseRead's goroutine receives the peer's answer.
+func TestCloseReadThenClose(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tr transport) {
+		server, client := tr.pair(t, nil)
+		done := server.CloseRead(context.Background())
+		clientRead := make(chan error, 1)
+		go func() {
+			_, _, err := client.Read(context.Background())
+			clientRead <- err
+		}()
+		require.NoError(t, server.Close(StatusGoingAway, "restart"))
+		waitDone(t, done)
+		assert.Equal(t, StatusGoingAway, CloseStatus(context.Cause(done)))
+		assert.Equal(t, StatusGoingAway, CloseStatus(<-clientRead))
+	})
+}
