@@ -621,3 +621,69 @@ func BenchmarkH2(b *testing.B) {
 		})
 	}
 }
+
+// TestConformanceOverHTTP2 runs the cases of conformance_test.go against a server Conn
+// on an HTTP/2 stream, each case on a new stream of one connection: the raw peer writes
+// its frames into the request body and reads the Conn's from the response.
+func TestConformanceOverHTTP2(t *testing.T) {
+	if inXConnectChild(t) {
+		return
+	}
+	categories := []struct {
+		name  string
+		build func(w confWire) []confCase
+	}{
+		{"1.x", confFramingCases},
+		{"2.x", confPingPongCases},
+		{"3.x", confReservedBitsCases},
+		{"4.x", confOpcodesCases},
+		{"5.x", confFragmentationCases},
+		{"6.x", confUTF8Cases},
+		{"7.x", confCloseCases},
+		{"9.x", confLimitsCases(true)},
+		{"10.x", confAutoFragmentationCases},
+	}
+	accepted := make(chan *Conn)
+	done := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, nil)
+		if !assert.NoError(t, err) {
+			return
+		}
+		select {
+		case accepted <- c:
+		case <-done:
+			c.CloseNow()
+			return
+		}
+		// The stream ends with the handler: it lasts as long as the Conn.
+		select {
+		case <-c.closed:
+		case <-done:
+			c.CloseNow()
+		}
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(func() {
+		close(done)
+		srv.Close()
+	})
+	d := newH2Dialer(t, srv)
+	newPeer := func(t *testing.T, stream bool) *confPeer {
+		resp, pw := d.roundTrip(t, http.MethodConnect, "websocket", http.Header{"Sec-Websocket-Version": {"13"}})
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		var c *Conn
+		select {
+		case c = <-accepted:
+		case <-time.After(10 * time.Second):
+			require.FailNow(t, "Accept did not return")
+		}
+		return confPeerOn(t, startRawPeer(t, &h2Client{pw: pw, body: resp.Body}, c), false, stream)
+	}
+	for _, cat := range categories {
+		for _, c := range cat.build(confWire{masked: true}) {
+			t.Run(cat.name+"/"+c.name, func(t *testing.T) { c.run(t, newPeer) })
+		}
+	}
+}
