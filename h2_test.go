@@ -687,3 +687,37 @@ func TestConformanceOverHTTP2(t *testing.T) {
 		}
 	}
 }
+
+// TestH2HandlerReturned checks the misuse that RFC 8441 makes possible: a handler that
+// returns while its Conn is in use. The stream has ended; the Conn's calls fail with
+// net.ErrClosed instead of touching the ResponseWriter, which net/http forbids once the
+// handler has returned (its own methods then dereference nil).
+func TestH2HandlerReturned(t *testing.T) {
+	if inXConnectChild(t) {
+		return
+	}
+	ctx := context.Background()
+	conns := make(chan *Conn, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, nil)
+		if err == nil {
+			conns <- c // and return at once
+		}
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	client, _, _ := newH2Dialer(t, srv).dial(t, CompressionDisabled, nil)
+	server := <-conns
+	defer server.CloseNow()
+
+	// The response ended with the handler.
+	_, _, err := client.Read(ctx)
+	require.Error(t, err)
+
+	err = server.Write(ctx, MessageText, []byte("too late"))
+	assert.ErrorIs(t, err, net.ErrClosed)
+	_, _, err = server.Read(ctx)
+	assert.ErrorIs(t, err, net.ErrClosed)
+	assert.ErrorIs(t, server.Close(StatusNormalClosure, ""), net.ErrClosed)
+}
