@@ -70,6 +70,10 @@ type DialOptions struct {
 	// buffered, as AcceptOptions.CoalesceWrites does on a server. Default: false.
 	CoalesceWrites bool
 
+	// MaxBuffered bounds the bytes of the messages that Send holds for the Conn, as
+	// AcceptOptions.MaxBuffered does on a server. Default (0 or less): 1 MiB.
+	MaxBuffered int
+
 	// PingInterval and PingTimeout turn keepalive on, as AcceptOptions.PingInterval and
 	// AcceptOptions.PingTimeout do on a server. Default: 0, no keepalive.
 	PingInterval time.Duration
@@ -353,6 +357,7 @@ func handshake(ctx context.Context, nc net.Conn, u *url.URL, opts *DialOptions) 
 	if opts.CoalesceWrites {
 		c.coalesceWrites()
 	}
+	c.sq.max = opts.MaxBuffered
 	c.startKeepalive(opts.PingInterval, opts.PingTimeout, realClock{})
 	return c, resp, nil
 }

@@ -183,6 +183,35 @@
 // costs a map entry per connection, about 20 bytes, and no goroutine or timer; Shutdown
 // runs at most 16 goroutines while it works.
 //
+// # Broadcasting
+//
+// A server that sends one message to many connections prepares it once, with
+// NewPreparedMessage: it is framed once, and compressed once for each window size its
+// Conns agreed on, instead of once for every Conn. WritePrepared sends it as Write would;
+// on a server that is one write of the prepared frame, with no allocation and no copy.
+//
+// A loop of writes, prepared or not, waits for each peer in turn, so one peer that stops
+// reading stalls the others once its socket's buffers are full. Send hands a message to a
+// Conn without waiting: the message is queued, and a goroutine writes the Conn's queue, in
+// order, while it is not empty. Control frames still go out between its messages, and
+// Write, Writer and WritePrepared send what was queued before their own message, so that
+// messages keep the order they were given in. Buffered reports the bytes waiting, as a
+// browser's bufferedAmount does. A peer that lets more than MaxBuffered pile up (an
+// option of Accept and Dial, 1 MiB by default) is too slow: its Send fails, what waits for
+// it is dropped, and its Conn is closed with 1008 (policy violation), so that the server
+// drops it and goes on, as uWebSockets' maxBackpressure does.
+//
+// Each name has one use: NewPreparedMessage makes a message once for many Conns,
+// WritePrepared sends one and waits, Send queues one without waiting, Buffered tells how
+// far behind a peer is, and MaxBuffered bounds that.
+//
+// A PreparedMessage holds its frame (the payload and a header of up to 10 bytes) and, once
+// a Conn that compresses sends it, one compressed copy for each window size. The queue
+// costs a Conn about 110 bytes when it is empty; while messages wait, 8 bytes each (the
+// messages are shared, not copied) and a goroutine, a few KiB of stack, that ends when the
+// queue is empty. The first Send makes a context of about 100 bytes, kept while the Conn
+// lives.
+//
 // # Keepalive
 //
 // Proxies and NATs drop connections that stay quiet for a minute or two, and a peer

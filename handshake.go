@@ -58,6 +58,12 @@ type AcceptOptions struct {
 	// with 1001 (going away); the Conn leaves the group when it closes. Default: none.
 	Group *Group
 
+	// MaxBuffered bounds the bytes of the messages that Send holds for the Conn while
+	// they wait to be written, counting payloads before compression; a peer that falls
+	// further behind is closed with 1008 (see Conn.Send). The memory is the messages'
+	// own, shared by every Conn a PreparedMessage is queued on. Default (0 or less): 1 MiB.
+	MaxBuffered int
+
 	// PingInterval turns keepalive on: once nothing has arrived from the peer for this
 	// long, the Conn sends a ping, and if nothing arrives within PingTimeout after it, the
 	// Conn is closed and its reads return an error matching ErrKeepaliveTimeout. Answers
@@ -144,6 +150,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		c.coalesceWrites()
 	}
 	c.startKeepalive(opts.PingInterval, opts.PingTimeout, realClock{})
+	c.sq.max = opts.MaxBuffered
 	opts.Group.add(c)
 	return c, nil
 }

@@ -1,0 +1,204 @@
+package websocket
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+)
+
+// defaultMaxBuffered is the bound on what Send holds for a Conn unless the options set
+// another.
+const defaultMaxBuffered = 1 << 20
+
+// errTooSlow is why a Conn whose queue passed its bound was closed.
+var errTooSlow = errors.New("peer too slow: the messages waiting for it passed MaxBuffered")
+
+// tooSlowReason is the reason of the close frame sent to such a peer.
+const tooSlowReason = "too slow to keep up"
+
+// sendQueue holds the messages Send queued for a Conn. While it is not empty, a goroutine
+// writes them, in order, one message at a time under msgLock, as Write would; it ends
+// when the queue is empty. A goroutine that takes msgLock to write a message of its own
+// first writes what is queued (lockMessage), so that messages queued before it keep
+// their place.
+type sendQueue struct {
+	bytes  atomic.Int64 // payload bytes of the queued messages: what Buffered reports
+	failed atomic.Bool  // err is set
+
+	mu      sync.Mutex
+	msgs    []*PreparedMessage // msgs[head:] wait, oldest first; the first may be being written
+	head    int
+	running bool  // a goroutine writes the queue, or is on its way to: set while msgs is not empty
+	err     error // the error of every Send once the bound was passed
+	max     int   // the bound; 0 for defaultMaxBuffered
+	ctx     context.Context
+	cancel  context.CancelFunc // ends the writing goroutine's wait or write, once the bound was passed
+}
+
+// Send queues m to be sent on c and returns at once: it never waits for the network or
+// for other writers. The messages queued are written in order by a goroutine that runs
+// while any are waiting, between the messages of Write, Writer and WritePrepared (which
+// send what was queued before theirs first), and control frames still go out between
+// them. It is safe for concurrent use; Buffered reports the bytes waiting.
+//
+// The bytes waiting are bounded: MaxBuffered in AcceptOptions or DialOptions, 1 MiB by
+// default, counting each message's payload before compression. A message alone in the
+// queue is taken whatever its size. When a message would take the bytes waiting past the
+// bound, the peer is taken to be too slow: Send drops what waits, returns an error
+// satisfying errors.Is(err, net.ErrClosed), as every Send after it does, and the Conn is
+// closed in the background with status 1008 (policy violation), as Close does. A frame
+// cut in half when the write in progress is stopped closes the connection without a
+// close frame.
+//
+// Send returns an error satisfying errors.Is(err, net.ErrClosed) once the Conn is closed.
+// What was queued and not written when the Conn closes, or when Close sends its close
+// frame, is dropped.
+func (c *Conn) Send(m *PreparedMessage) error {
+	if m == nil {
+		return errNilPrepared
+	}
+	q := &c.sq
+	n := int64(len(m.payload()))
+	q.mu.Lock()
+	if q.err != nil {
+		err := q.err
+		q.mu.Unlock()
+		return err
+	}
+	if c.isClosed() {
+		q.mu.Unlock()
+		return c.closedErr()
+	}
+	if b := q.bytes.Load(); b > 0 && b+n > int64(q.limit()) {
+		q.err = &closedError{cause: errTooSlow}
+		q.failed.Store(true)
+		err := q.err
+		q.clear()
+		q.cancel() // the goroutine writing the queue closes the Conn
+		q.mu.Unlock()
+		return err
+	}
+	if q.head > 0 && len(q.msgs) == cap(q.msgs) {
+		q.msgs = q.msgs[:copy(q.msgs, q.msgs[q.head:])]
+		clear(q.msgs[len(q.msgs):cap(q.msgs)])
+		q.head = 0
+	}
+	q.msgs = append(q.msgs, m)
+	q.bytes.Add(n)
+	start := !q.running
+	if start {
+		q.running = true
+		if q.ctx == nil {
+			q.ctx, q.cancel = context.WithCancel(context.Background())
+		}
+	}
+	q.mu.Unlock()
+	if start {
+		go c.writeQueue()
+	}
+	return nil
+}
+
+// Buffered returns the bytes of the messages Send queued that are not written yet,
+// counting payloads before compression, as a browser's WebSocket.bufferedAmount does. It
+// is safe to call at any time.
+func (c *Conn) Buffered() int { return int(c.sq.bytes.Load()) }
+
+// limit returns the bound on the bytes waiting.
+func (q *sendQueue) limit() int {
+	if q.max > 0 {
+		return q.max
+	}
+	return defaultMaxBuffered
+}
+
+// clear drops every queued message. The caller holds q.mu.
+func (q *sendQueue) clear() {
+	clear(q.msgs)
+	q.msgs, q.head = nil, 0
+	q.bytes.Store(0)
+}
+
+// writeQueue is the goroutine Send starts: it writes the queue until it is empty, and
+// closes the Conn with 1008 if the bound was passed meanwhile.
+func (c *Conn) writeQueue() {
+	q := &c.sq
+	ctx := q.ctx // set before the goroutine started, and never after
+	err := c.lock(ctx, &c.msgLock)
+	if err == nil {
+		err = c.flushQueue(ctx, true)
+		c.releaseBuffer()
+		c.msgLock.unlock()
+	}
+	if err == nil {
+		return // flushQueue found the queue empty, and said so
+	}
+	q.mu.Lock()
+	q.running = false
+	q.clear()
+	tooSlow := q.err != nil
+	q.mu.Unlock()
+	if tooSlow {
+		c.Close(StatusPolicyViolation, tooSlowReason)
+	}
+}
+
+// flushQueue writes the queued messages until none is left, answering to ctx. The
+// goroutine that Send started (writer) marks the queue as no longer written once it is
+// empty. A message that fails to go out stays first in the queue. The caller holds
+// msgLock.
+func (c *Conn) flushQueue(ctx context.Context, writer bool) error {
+	q := &c.sq
+	for {
+		q.mu.Lock()
+		if q.err != nil {
+			err := q.err
+			q.mu.Unlock()
+			return err
+		}
+		if q.head == len(q.msgs) {
+			if writer {
+				q.running = false
+			}
+			q.mu.Unlock()
+			return nil
+		}
+		m := q.msgs[q.head]
+		q.mu.Unlock()
+
+		if err := c.writePrepared(ctx, m); err != nil {
+			return err
+		}
+
+		q.mu.Lock()
+		if q.err == nil { // else clear has dropped m with the rest
+			q.msgs[q.head] = nil
+			q.head++
+			q.bytes.Add(-int64(len(m.payload())))
+			if q.head == len(q.msgs) {
+				q.msgs, q.head = q.msgs[:0], 0
+				if cap(q.msgs) > 256 {
+					q.msgs = nil // a burst is over: keep no large queue
+				}
+			}
+		}
+		q.mu.Unlock()
+	}
+}
+
+// lockMessage takes msgLock for a message of the caller's, like lock, and first writes
+// what Send queued, answering to ctx: the queue's messages came first.
+func (c *Conn) lockMessage(ctx context.Context) error {
+	if err := c.lock(ctx, &c.msgLock); err != nil {
+		return err
+	}
+	if c.sq.bytes.Load() > 0 || c.sq.failed.Load() {
+		if err := c.flushQueue(ctx, false); err != nil {
+			c.releaseBuffer()
+			c.msgLock.unlock()
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,217 @@
+package websocket
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestSendOrder mixes Send with Write and WritePrepared from one goroutine: the peer gets
+// the messages in the order they were given, and a Write returns once what was queued
+// before it has gone out too.
+func TestSendOrder(t *testing.T) {
+	for _, connIsClient := range []bool{false, true} {
+		t.Run(fmt.Sprintf("client=%v", connIsClient), func(t *testing.T) {
+			p := newRawPeer(t, connIsClient)
+			c := p.conn
+			ctx := context.Background()
+			prep := func(s string) *PreparedMessage { return mustPrepare(t, MessageText, []byte(s)) }
+
+			require.NoError(t, c.Send(prep("a")))
+			require.NoError(t, c.Send(prep("b")))
+			require.NoError(t, c.Write(ctx, MessageText, []byte("c")))
+			assert.Zero(t, c.Buffered(), "Write returned before what was queued went out")
+			require.NoError(t, c.Send(prep("d")))
+			require.NoError(t, c.WritePrepared(ctx, prep("e")))
+			assert.Zero(t, c.Buffered())
+			require.NoError(t, c.Send(prep("f")))
+			w, err := c.Writer(ctx, MessageText)
+			require.NoError(t, err)
+			assert.Zero(t, c.Buffered(), "Writer began before what was queued went out")
+			_, err = w.Write([]byte("g"))
+			require.NoError(t, err)
+			require.NoError(t, w.Close())
+			require.NoError(t, c.Send(prep("h")))
+
+			var got []string
+			for range 8 {
+				got = append(got, string(p.next().payload))
+			}
+			assert.Equal(t, strings.Split("a b c d e f g h", " "), got)
+		})
+	}
+}
+
+// blockedPeer returns a server Conn whose peer reads nothing until the test reads from
+// the returned reader: writes to it block.
+func blockedPeer(t *testing.T, maxBuffered int) (*Conn, net.Conn, *bufio.Reader) {
+	conn, raw := serverOverPipe(t)
+	conn.sq.max = maxBuffered
+	return conn, raw, bufio.NewReader(raw)
+}
+
+// TestSendBound fills the queue of a Conn whose peer does not read up to MaxBuffered,
+// then one byte past it: that Send fails, the queue is dropped, and the Conn is closed
+// with 1008 once the peer reads again, after the message whose write was in progress.
+func TestSendBound(t *testing.T) {
+	const bound = 1000
+	conn, raw, br := blockedPeer(t, bound)
+	first := mustPrepare(t, MessageBinary, make([]byte, 600))
+	require.NoError(t, conn.Send(first)) // its write waits for the peer
+	require.NoError(t, conn.Send(mustPrepare(t, MessageBinary, make([]byte, 300))))
+	require.NoError(t, conn.Send(mustPrepare(t, MessageBinary, make([]byte, 100))))
+	assert.Equal(t, bound, conn.Buffered(), "at the bound")
+
+	err := conn.Send(mustPrepare(t, MessageBinary, make([]byte, 1)))
+	require.Error(t, err, "one byte past the bound")
+	assert.ErrorIs(t, err, net.ErrClosed)
+	assert.ErrorIs(t, err, errTooSlow)
+	assert.Zero(t, conn.Buffered(), "the queue was not dropped")
+	assert.ErrorIs(t, conn.Send(mustPrepare(t, MessageBinary, nil)), errTooSlow, "a later Send")
+	assert.ErrorIs(t, conn.Write(context.Background(), MessageText, nil), errTooSlow, "a later Write")
+
+	// The write in progress was stopped before any byte left, so the Conn sends its close
+	// frame: 1008, and nothing of the messages dropped.
+	f, err := readRawFrame(br)
+	require.NoError(t, err)
+	assert.Equal(t, opClose, f.op)
+	assert.Equal(t, StatusPolicyViolation, f.closeCode())
+	assert.Equal(t, tooSlowReason, string(f.payload[2:]))
+	_, err = raw.Write(encodeFrame(frame{fin: true, op: opClose, payload: f.payload[:2]}, true, 2))
+	require.NoError(t, err)
+	<-conn.closed
+}
+
+// TestSendAloneOverBound checks that a message larger than the bound is taken when the
+// queue is empty, and that nothing more is.
+func TestSendAloneOverBound(t *testing.T) {
+	conn, raw, br := blockedPeer(t, 100)
+	big := mustPrepare(t, MessageBinary, make([]byte, 500))
+	require.NoError(t, conn.Send(big))
+	assert.Equal(t, 500, conn.Buffered())
+	assert.ErrorIs(t, conn.Send(mustPrepare(t, MessageBinary, nil)), errTooSlow, "an empty message past the bound")
+	_ = raw
+	f, err := readRawFrame(br)
+	require.NoError(t, err)
+	assert.Equal(t, StatusPolicyViolation, f.closeCode())
+}
+
+// TestSendDrains checks that the goroutine writing the queue ends once it is empty, and
+// that Buffered counts down to zero.
+func TestSendDrains(t *testing.T) {
+	conn, _, br := blockedPeer(t, 0)
+	for i := range 3 {
+		require.NoError(t, conn.Send(mustPrepare(t, MessageText, []byte(fmt.Sprint(i)))))
+	}
+	assert.Equal(t, 3, conn.Buffered())
+	for i := range 3 {
+		f, err := readRawFrame(br)
+		require.NoError(t, err)
+		assert.Equal(t, fmt.Sprint(i), string(f.payload))
+	}
+	// The frame was read whole before the writer counted it: a Write waits for it.
+	require.NoError(t, conn.Send(mustPrepare(t, MessageText, []byte("3"))))
+	go func() { readRawFrame(br); readRawFrame(br) }()
+	require.NoError(t, conn.Write(context.Background(), MessageText, []byte("4")))
+	assert.Zero(t, conn.Buffered())
+}
+
+// TestSendEndsWithConn closes a Conn while Send's queue waits for a peer that does not
+// read: the queue is dropped and its goroutine ends (TestMain checks).
+func TestSendEndsWithConn(t *testing.T) {
+	conn, _, _ := blockedPeer(t, 0)
+	for range 3 {
+		require.NoError(t, conn.Send(mustPrepare(t, MessageText, []byte("x"))))
+	}
+	require.NoError(t, conn.CloseNow())
+	assert.ErrorIs(t, conn.Send(mustPrepare(t, MessageText, nil)), net.ErrClosed)
+}
+
+// TestSlowConsumer broadcasts with Send to fast peers and to one that stops reading: the
+// slow one is closed with 1008 (or, if its frame was cut, without a close frame) once
+// its queue passes the bound, with Buffered never past the bound, while the fast ones
+// get every message, in order.
+func TestSlowConsumer(t *testing.T) {
+	const fast, size, bound = 4, 4096, 64 << 10
+	type peer struct {
+		server *Conn
+		client *Conn
+		got    chan []byte
+	}
+	var peers []*peer
+	for range fast + 1 {
+		a, b := tcpPair(t)
+		a.(*net.TCPConn).SetWriteBuffer(16 << 10)
+		b.(*net.TCPConn).SetReadBuffer(16 << 10)
+		server, client := conns(t, a, b, nil)
+		server.sq.max = bound
+		peers = append(peers, &peer{server: server, client: client, got: make(chan []byte, 1)})
+	}
+	slow := peers[fast]
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, p := range peers[:fast] {
+		wg.Go(func() {
+			defer close(p.got)
+			for {
+				_, msg, err := p.client.Read(context.Background())
+				if err != nil {
+					return
+				}
+				p.got <- msg
+			}
+		})
+	}
+
+	ctx := waitContext(t)
+	dropped := -1
+	const after = 20 // messages sent once the slow peer was dropped
+	for i := 0; dropped < 0 || i < dropped+after; i++ {
+		require.Less(t, i, 100_000, "the slow peer was never dropped")
+		msg := make([]byte, size)
+		copy(msg, fmt.Sprint(i))
+		m := mustPrepare(t, MessageBinary, msg)
+		for _, p := range peers[:fast] {
+			require.NoError(t, p.server.Send(m))
+		}
+		if dropped < 0 {
+			if err := slow.server.Send(m); err != nil {
+				assert.ErrorIs(t, err, errTooSlow)
+				dropped = i
+			}
+			assert.LessOrEqual(t, slow.server.Buffered(), bound)
+		}
+		for _, p := range peers[:fast] {
+			select {
+			case got := <-p.got:
+				require.Equal(t, msg, got)
+			case <-ctx.Done():
+				t.Fatal("a fast peer did not get its message")
+			}
+		}
+	}
+	assert.Greater(t, dropped, bound/size, "dropped before its queue was full")
+
+	// The slow peer, reading at last, gets what was written before the drop, then the
+	// close: 1008, or none if its frame was cut.
+	for i := 0; ; i++ {
+		_, msg, err := slow.client.Read(ctx)
+		if err != nil {
+			require.NoError(t, ctx.Err())
+			assert.Contains(t, []StatusCode{StatusPolicyViolation, -1}, CloseStatus(err), "%v", err)
+			break
+		}
+		require.Less(t, i, dropped)
+		assert.Equal(t, fmt.Sprint(i), strings.TrimRight(string(msg), "\x00"))
+	}
+	for _, p := range peers[:fast] {
+		p.client.CloseNow()
+	}
+}
