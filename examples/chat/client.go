@@ -15,15 +15,14 @@ import (
 	"github.com/hybi/websocket"
 )
 
-// client is one connection in a room. Its events wait in send for its writer, so that a
-// slow client never holds up the room.
+// client is one connection in a room. Its events are handed to its Conn with Send, which
+// queues them and never waits: a slow client never holds up the room.
 type client struct {
 	name string
 	conn *websocket.Conn
-	send chan []byte
 
 	// dropped is closed when the server ends the connection, with code and reason.
-	ctx      context.Context // ends when dropped, cancelling a write under way
+	ctx      context.Context // ends when dropped, cancelling a ping under way
 	cancel   context.CancelFunc
 	dropped  chan struct{}
 	dropOnce sync.Once
@@ -122,7 +121,9 @@ func (h *hub) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	defer h.active.Done()
 
-	conn, err := websocket.Accept(w, r, nil)
+	// The Group closes the connection with 1001 when the hub shuts down. MaxBuffered is
+	// how far behind the client may fall before its Conn closes it with 1008.
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Group: &h.group, MaxBuffered: h.cfg.queue})
 	if err != nil {
 		return // Accept has answered with an HTTP error
 	}
@@ -136,14 +137,15 @@ func (h *hub) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var wg sync.WaitGroup
-	wg.Go(c.writeLoop)
 	wg.Go(func() { c.keepAlive(h.cfg.pingEvery, h.cfg.pongWithin) })
 
 	err = c.readLoop(rm)
 	h.leave(rm, c)
-	// Stops the writer and the pings. If the peer closed, or the connection failed, the
-	// Conn is closed already and this sends nothing.
+	// Stops the pings and closes the connection with the code and reason of the drop. If
+	// the peer closed, or the connection failed or was closed by the Group or for being
+	// too slow, the Conn is closed already and this sends nothing.
 	c.drop(websocket.StatusNormalClosure, "")
+	c.closeDropped()
 	wg.Wait()
 	log.Printf("%s left %s: %v", c.name, rm.name, err)
 }
@@ -151,10 +153,8 @@ func (h *hub) serveWS(w http.ResponseWriter, r *http.Request) {
 func newClient(name string, conn *websocket.Conn, cfg config) *client {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &client{
-		name: name,
-		conn: conn,
-		// Room for the welcome, a gap, the whole history and then the queue.
-		send:    make(chan []byte, 2+cfg.history+cfg.queue),
+		name:    name,
+		conn:    conn,
 		ctx:     ctx,
 		cancel:  cancel,
 		dropped: make(chan struct{}),
@@ -162,21 +162,15 @@ func newClient(name string, conn *websocket.Conn, cfg config) *client {
 	}
 }
 
-// deliver queues ev for c's writer, and reports whether it could. A client whose queue
-// is full is dropped: waiting for it would hold up the whole room.
-func (c *client) deliver(ev []byte) bool {
-	select {
-	case c.send <- ev:
-		return true
-	default:
-		c.drop(websocket.StatusPolicyViolation, "too slow to keep up with the room")
-		return false
-	}
+// deliver queues ev for c, and reports whether it could. A client that has fallen more
+// than the hub's queue behind is too slow: its Conn drops what waits, closes with 1008
+// (policy violation), and Send fails. Waiting for it would hold up the whole room.
+func (c *client) deliver(ev *websocket.PreparedMessage) bool {
+	return c.conn.Send(ev) == nil
 }
 
-// drop ends the connection from the server's side: the writer sends a close frame with
-// code and reason. A write under way is cancelled, which closes the connection at once
-// if it was in the middle of a frame.
+// drop ends the connection from the server's side: closeDropped then sends a close frame
+// with code and reason. The first drop decides them.
 func (c *client) drop(code websocket.StatusCode, reason string) {
 	c.dropOnce.Do(func() {
 		c.code, c.reason = code, reason
@@ -210,29 +204,6 @@ func (c *client) readLoop(r *room) error {
 		}
 		if len(p) > 0 {
 			r.publish(c, string(p))
-		}
-	}
-}
-
-// writeLoop sends c's queued events until c is dropped, then closes the connection with
-// the code and reason of the drop.
-func (c *client) writeLoop() {
-	for {
-		select {
-		case <-c.dropped:
-			c.closeDropped()
-			return
-		case ev := <-c.send:
-			err := c.conn.Write(c.ctx, websocket.MessageText, ev)
-			if err == nil {
-				continue
-			}
-			if c.ctx.Err() != nil {
-				c.closeDropped() // dropped while this write waited
-			} else {
-				c.conn.CloseNow() // the connection failed; the reader sees it too
-			}
-			return
 		}
 	}
 }

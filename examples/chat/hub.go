@@ -15,7 +15,7 @@ import (
 // config holds the limits of a hub. defaults is what the command uses.
 type config struct {
 	history    int           // messages a room keeps for newcomers and for clients that reconnect
-	queue      int           // events a client may fall behind by before it is dropped
+	queue      int           // bytes of events a client may fall behind by before it is dropped, what it is sent on joining included
 	pingEvery  time.Duration // how often each client is pinged
 	pongWithin time.Duration // how long a client has to answer a ping
 	rate       float64       // chat lines a client may send a second, on average; 0 for no limit
@@ -24,7 +24,7 @@ type config struct {
 
 var defaults = config{
 	history:    100,
-	queue:      64,
+	queue:      1 << 20, // the history, even of long lines, and more
 	pingEvery:  30 * time.Second,
 	pongWithin: 10 * time.Second,
 	rate:       5,
@@ -47,20 +47,25 @@ type event struct {
 	Members []string `json:"members,omitempty"` // welcome: who is in the room, the newcomer too
 }
 
-// encode encodes ev once for every member it goes to.
-func encode(ev event) []byte {
+// encode encodes ev, and frames it, once for every member it goes to.
+func encode(ev event) *websocket.PreparedMessage {
 	b, err := json.Marshal(ev)
 	if err != nil {
 		panic(err) // an event has only strings and numbers
 	}
-	return b
+	m, err := websocket.NewPreparedMessage(websocket.MessageText, b)
+	if err != nil {
+		panic(err) // the type is one of the two
+	}
+	return m
 }
 
 // hub holds the rooms. A room is made for its first member, and removed once the last
 // connection in it has ended.
 type hub struct {
 	cfg    config
-	active sync.WaitGroup // connections being served
+	group  websocket.Group // the open connections, closed together by shutdown
+	active sync.WaitGroup  // connections being served
 
 	mu      sync.Mutex
 	rooms   map[string]*room
@@ -86,7 +91,7 @@ type room struct {
 // logged is a message kept in a room's history, encoded.
 type logged struct {
 	id int64
-	ev []byte
+	ev *websocket.PreparedMessage
 }
 
 // enter counts a connection in, unless the hub is shutting down.
@@ -181,7 +186,7 @@ func (r *room) publish(c *client, text string) {
 
 // broadcast queues ev for every member but except. A member too slow to take it is
 // dropped, and leaves the room at once. r.mu must be held.
-func (r *room) broadcast(ev []byte, except *client) {
+func (r *room) broadcast(ev *websocket.PreparedMessage, except *client) {
 	var slow []*client
 	for c := range r.members {
 		if c != except && !c.deliver(ev) {
@@ -203,19 +208,15 @@ func (r *room) remove(c *client) {
 	r.broadcast(encode(event{Type: "leave", Name: c.name}), nil)
 }
 
-// shutdown drops every client with 1001 (going away) and waits until their connections
-// are done, or ctx ends. The hub takes no connection after it.
+// shutdown closes every connection with 1001 (going away) and waits until they are
+// done, or ctx ends. The hub takes no connection after it.
 func (h *hub) shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	h.closing = true
-	for _, r := range h.rooms {
-		r.mu.Lock()
-		for c := range r.members {
-			c.drop(websocket.StatusGoingAway, "the server is shutting down")
-		}
-		r.mu.Unlock()
-	}
 	h.mu.Unlock()
+	if err := h.group.Shutdown(ctx); err != nil {
+		return fmt.Errorf("connections still open: %w", err)
+	}
 
 	done := make(chan struct{})
 	go func() {

@@ -22,8 +22,8 @@ import (
 // TestMain fails the run if a test left goroutines running.
 func TestMain(m *testing.M) { leak.Main(m) }
 
-// testConfig keeps a short history and queue, and pings too seldom to matter.
-var testConfig = config{history: 3, queue: 8, pingEvery: time.Hour, pongWithin: time.Hour}
+// testConfig keeps a short history and queue (8 KiB), and pings too seldom to matter.
+var testConfig = config{history: 3, queue: 8 << 10, pingEvery: time.Hour, pongWithin: time.Hour}
 
 // serve runs a hub with cfg behind a test server bound to 127.0.0.1. When the test
 // ends, the hub is shut down, which waits for every connection to be done.
@@ -213,7 +213,7 @@ func TestHistory(t *testing.T) {
 // TestReconnect has a client leave and come back: it gets what was said meanwhile, once.
 func TestReconnect(t *testing.T) {
 	ctx := testContext(t)
-	_, srv := serve(t, config{history: 100, queue: 8, pingEvery: time.Hour, pongWithin: time.Hour})
+	_, srv := serve(t, config{history: 100, queue: 8 << 10, pingEvery: time.Hour, pongWithin: time.Hour})
 
 	ann, bob, epoch := pair(ctx, t, srv)
 	ann.send(ctx, t, "one")
@@ -236,7 +236,7 @@ func TestReconnect(t *testing.T) {
 // others.
 func TestSlowClientIsDropped(t *testing.T) {
 	ctx := testContext(t)
-	_, srv := serve(t, config{history: 0, queue: 4, pingEvery: time.Hour, pongWithin: time.Hour})
+	_, srv := serve(t, config{history: 0, queue: 4 << 10, pingEvery: time.Hour, pongWithin: time.Hour})
 
 	ann, bob, _ := pair(ctx, t, srv)
 	// The slow client's receive buffer is small, so that what the kernel holds for it
@@ -299,7 +299,7 @@ func TestSlowClientIsDropped(t *testing.T) {
 // disconnects it, and keeps the client that answers.
 func TestKeepAlive(t *testing.T) {
 	ctx := testContext(t)
-	_, srv := serve(t, config{history: 3, queue: 8, pingEvery: 10 * time.Millisecond, pongWithin: time.Second})
+	_, srv := serve(t, config{history: 3, queue: 8 << 10, pingEvery: 10 * time.Millisecond, pongWithin: time.Second})
 
 	ann, _ := join(ctx, t, srv, "room=go&name=ann")
 	mute, _, err := websocket.Dial(ctx, wsURL(srv, "room=go&name=mute"), nil)
@@ -328,7 +328,7 @@ func TestKeepAlive(t *testing.T) {
 func TestTooManyLines(t *testing.T) {
 	ctx := testContext(t)
 	// Three lines at once, and next to nothing after that.
-	_, srv := serve(t, config{history: 3, queue: 8, pingEvery: time.Hour, pongWithin: time.Hour, rate: 1e-9, burst: 3})
+	_, srv := serve(t, config{history: 3, queue: 8 << 10, pingEvery: time.Hour, pongWithin: time.Hour, rate: 1e-9, burst: 3})
 	ann, bob, _ := pair(ctx, t, srv)
 	for i := 1; i <= 4; i++ {
 		bob.send(ctx, t, fmt.Sprintf("line %d", i))
