@@ -87,7 +87,13 @@ func (b *readBuffer) peek(n int) ([]byte, error) {
 func (b *readBuffer) discard(n int) {
 	b.r += n
 	if b.r == b.w {
-		b.release()
+		if b.raw != nil {
+			// Kept until a read finds the socket empty (readFD), which is when the
+			// connection goes idle: a busy one takes no trip to the pool per message.
+			b.r, b.w = 0, 0
+		} else {
+			b.release()
+		}
 		if b.co != nil {
 			b.co.more.Store(false)
 		}

@@ -69,7 +69,13 @@ func TestReadBufferIdleHoldsNothing(t *testing.T) {
 		rb.discard(1)
 	}
 	assert.Equal(t, "0123456789", string(got))
-	assert.Nil(t, rb.buf, "an empty buffer goes back to the pool")
+	assert.NotNil(t, rb.buf, "a buffer just emptied is kept for the next read")
+	// The next read finds the socket empty: the connection is idle, the buffer goes back.
+	require.NoError(t, b.SetReadDeadline(time.Now().Add(-time.Second)))
+	_, err = rb.peek(1)
+	assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	assert.Nil(t, rb.buf, "an empty buffer goes back to the pool once the reader would wait")
+	require.NoError(t, b.SetReadDeadline(time.Time{}))
 
 	require.NoError(t, a.Close())
 	_, err = rb.peek(1)
