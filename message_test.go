@@ -436,9 +436,10 @@ func TestStreamingAllocations(t *testing.T) {
 			allocs := testing.AllocsPerRun(50, roundTrip)
 			next <- false
 			assert.Equal(t, payload, cbuf)
-			// One reader and one writer for each message at each end (their own, so that
-			// one kept past its message cannot touch a later one), nothing else.
-			assert.Equal(t, 4.0, allocs, "%d B, context %v", size, ctx)
+			// A reader and a writer of its own for each message at each end, so that one
+			// kept past its message cannot touch a later one; they come 64 to an
+			// allocation (slab.go), which AllocsPerRun's average rounds to nothing.
+			assert.Zero(t, allocs, "%d B, context %v", size, ctx)
 		}
 	}
 }

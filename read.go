@@ -121,7 +121,9 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 	}
 	// A reader of its own for each message: one kept past its message can then never
 	// read a later one.
-	return c.rd.typ, &messageReader{c: c, ctx: ctx, msg: c.rd.msg}, nil
+	r := take(&readerSlab)
+	*r = messageReader{c: c, ctx: ctx, msg: c.rd.msg}
+	return c.rd.typ, r, nil
 }
 
 var errReaderDiscarded = errors.New("websocket: message reader used after a later Read or Reader discarded the rest of its message")

@@ -76,7 +76,8 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 	}
 	// A writer of its own for each message: one kept past Close can then never write into
 	// a later message.
-	w := &messageWriter{c: c, ctx: ctx, op: opcode(typ)}
+	w := take(&writerSlab)
+	*w = messageWriter{c: c, ctx: ctx, op: opcode(typ)}
 	if c.deflate {
 		w.startDeflate()
 	}
