@@ -103,16 +103,17 @@
 // # Buffers
 //
 // A Conn holds no buffer while it is idle. It reads through an 8 KiB buffer taken from a
-// pool when bytes arrive and given back once they are consumed; on TCP and Unix sockets
-// it even waits for the peer's bytes without one (on TLS connections the buffer is held
-// while a read waits). It builds the frames it sends in a 4 KiB buffer taken for the
+// pool when bytes arrive; on TCP and Unix sockets it keeps it while the peer's bytes keep
+// coming, gives it back as soon as a read finds the socket empty, and waits for the
+// peer's next bytes without one (elsewhere, as on TLS connections, the buffer goes back
+// once its bytes are consumed, and is held while a read waits). It builds the frames it sends in a 4 KiB buffer taken for the
 // message and given back after it. Large payloads bypass both: a server sends them with
 // one writev of header and payload, a client masks them through the buffer a piece at a
 // time, never touching the caller's slice, and large reads go straight into the caller's
 // slice. Read returns a new slice for each message, grown as the message arrives, and
-// allocates nothing else; Reader and Writer allocate only the small reader or writer
-// they return (under 100 bytes) for each message, and stream uncompressed messages
-// without allocating.
+// allocates nothing else. Reader and Writer return a small reader or writer of its own
+// for each message, never reused, which come 64 to an allocation; they stream
+// uncompressed messages without allocating.
 //
 // Each message is written with one system call when it is sent. A server whose clients
 // pipeline requests can set AcceptOptions.CoalesceWrites: the answers written while more
