@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -155,8 +156,16 @@ func TestSlowConsumer(t *testing.T) {
 		peers = append(peers, &peer{server: server, client: client, got: make(chan []byte, 1)})
 	}
 	slow := peers[fast]
+	// The close frame cannot reach a peer that reads nothing: the Conn gives up on it
+	// after the close timeout.
+	slow.server.closeTimeout = 100 * time.Millisecond
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer func() { // first, so that the readers end
+		for _, p := range peers[:fast] {
+			p.client.CloseNow()
+		}
+	}()
 	for _, p := range peers[:fast] {
 		wg.Go(func() {
 			defer close(p.got)
@@ -198,6 +207,11 @@ func TestSlowConsumer(t *testing.T) {
 		}
 	}
 	assert.Greater(t, dropped, bound/size, "dropped before its queue was full")
+	select {
+	case <-slow.server.closed: // without waiting for the slow peer to read
+	case <-ctx.Done():
+		t.Fatal("the slow peer's Conn was not closed")
+	}
 
 	// The slow peer, reading at last, gets what was written before the drop, then the
 	// close: 1008, or none if its frame was cut.
@@ -210,8 +224,5 @@ func TestSlowConsumer(t *testing.T) {
 		}
 		require.Less(t, i, dropped)
 		assert.Equal(t, fmt.Sprint(i), strings.TrimRight(string(msg), "\x00"))
-	}
-	for _, p := range peers[:fast] {
-		p.client.CloseNow()
 	}
 }
