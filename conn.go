@@ -78,7 +78,7 @@ type Conn struct {
 
 	// Closing.
 	closeOnce sync.Once
-	down      atomic.Bool   // set just before closed is closed: a cheaper check than a receive
+	down      atomic.Bool   // set once closing begins, before closed is closed: a cheaper check than a receive
 	closed    chan struct{} // closed once the TCP connection is closed
 	errMu     sync.Mutex
 	err       error // why the Conn closed, set before closed is
@@ -93,7 +93,8 @@ type Conn struct {
 	pings     map[string]chan struct{}
 	pingCount atomic.Uint64
 
-	group *Group // the Group Accept added it to, which it leaves when it closes
+	group   *Group                  // the Group Accept added it to, which it leaves when it closes
+	parking atomic.Pointer[parking] // Park's state, once the Conn has been parked
 }
 
 func newConn(nc net.Conn, br *bufio.Reader, client bool, subprotocol string) *Conn {
@@ -222,8 +223,12 @@ func (c *Conn) teardown(cause error) bool {
 		c.errMu.Lock()
 		c.err = cause
 		c.errMu.Unlock()
-		c.nc.Close()
+		// down is set first, so that a Park at the same time either sees it and arms
+		// nothing, or has armed the socket already, which unpark then disarms before the
+		// socket closes and its number can be reused.
 		c.down.Store(true)
+		c.unpark()
+		c.nc.Close()
 		close(c.closed)
 		c.rwatch.close()
 		c.wwatch.close()

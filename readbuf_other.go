@@ -3,6 +3,7 @@
 package websocket
 
 import (
+	"errors"
 	"net"
 	"syscall"
 )
@@ -15,3 +16,7 @@ func (b *readBuffer) fillRaw() error { return b.fillConn() }
 
 // writeNoWait has no socket to write to without waiting: it drops b.
 func writeNoWait(syscall.RawConn, []byte) {}
+
+func (b *readBuffer) fillNoWait() (bool, error) { return false, errors.ErrUnsupported }
+
+func waitReadable(syscall.RawConn) {}

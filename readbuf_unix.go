@@ -84,3 +84,57 @@ func writeNoWait(raw syscall.RawConn, b []byte) {
 		return true
 	})
 }
+
+// fillNoWait reads what the socket has into the buffer, without waiting for more: got
+// reports whether it read anything. An ended connection is an error. The caller holds
+// readLock; nc exposes its socket.
+func (b *readBuffer) fillNoWait() (got bool, err error) {
+	if b.r > 0 {
+		b.w = copy(b.buf[:], b.buf[b.r:b.w])
+		b.r = 0
+	}
+	if b.w == readBufferSize {
+		return false, nil // full: a control frame is at most 139 bytes, so data waits
+	}
+	var n int
+	var rerr error
+	err = b.raw.Read(func(fd uintptr) bool {
+		if b.buf == nil {
+			b.buf = readBuffers.Get().(*[readBufferSize]byte)
+		}
+		for {
+			n, rerr = syscall.Read(int(fd), b.buf[b.w:])
+			if rerr != syscall.EINTR {
+				return true // never wait
+			}
+		}
+	})
+	switch {
+	case err != nil:
+	case rerr == syscall.EAGAIN:
+		b.releaseIfEmpty()
+		return false, nil
+	case rerr != nil:
+		err = os.NewSyscallError("read", rerr)
+	case n <= 0:
+		err = errPeerGone
+	default:
+		b.w += n
+		return true, nil
+	}
+	b.releaseIfEmpty()
+	return false, err
+}
+
+// waitReadable waits until the socket has bytes to read, or is closed, reading nothing
+// and holding no buffer: the runtime's poller does the waiting.
+func waitReadable(raw syscall.RawConn) {
+	waited := false
+	raw.Read(func(uintptr) bool {
+		if waited {
+			return true
+		}
+		waited = true
+		return false
+	})
+}
