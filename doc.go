@@ -291,4 +291,25 @@
 // Dial speaks HTTP/1.1 only. Go's HTTP/2 client can send an extended CONNECT (with
 // ":protocol" in Request.Header), but http.Transport refuses that header name before its
 // HTTP/2 code sees it, so no supported way leads there and Dial does not try.
+//
+// # Many idle connections
+//
+// A Conn served by a goroutine that waits in Read costs that goroutine's stack as well
+// as the Conn. A server holding many connections that are idle most of the time can
+// park each Conn between messages instead: Park returns at once, and the function given
+// to it is called on another goroutine when the next message begins to arrive or the
+// connection ends; it reads as usual and parks the Conn again. Pings and the peer's
+// close frame are handled while the Conn is parked, without calling the function.
+//
+// On Linux, parked Conns over TCP wait in one epoll set, served by one goroutine of the
+// package while any Conn is parked, and hold no goroutine and no buffer. In bench/'s idle
+// scenario at 18,900 connections (the most this machine's limit of 20,000 descriptors a
+// process allows), a parked connection took 3.1 KiB of the server's resident memory, of
+// which about 1.5 KiB is live heap (the Conn and the socket's runtime state), against
+// 8.0 KiB served from a goroutine of its own, 12.2 KiB inside the handler, and 7.7 KiB
+// for a plain TCP echo with a goroutine a connection. A wake costs about 3,300
+// instructions more than a Read that was waiting (a 64-byte echo woken every time:
+// 8,196 against 4,913). On other systems, and on connections that do not expose their
+// socket (TLS, whose record layer may hold bytes the socket no longer shows), each
+// parked Conn waits on a goroutine of its own, which on TCP still holds no buffer.
 package websocket
