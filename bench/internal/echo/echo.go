@@ -55,6 +55,8 @@ const ReadLimit = 32 << 20
 //	ours-bg   like ours, under context.Background, which needs no deadline watching
 //	ours-go   like ours-bg, served from a goroutine of its own once the handler has
 //	          returned, which frees what net/http holds for the request
+//	ours-park like ours-msg, but parked between messages (Conn.Park): no goroutine
+//	          while it waits for the next message
 //	gorilla   github.com/gorilla/websocket: NextReader copied into NextWriter
 //	coder     github.com/coder/websocket: Reader copied into Writer, under the
 //	          request's context, as its examples do
@@ -86,7 +88,7 @@ const ReadLimit = 32 << 20
 //	                 around its wsutil reader and writer
 //	gws-deflate      gws with PermessageDeflate, context takeover both ways at its default
 //	                 windows of 4 KiB; it compresses every message
-var Libs = []string{"ours", "ours-msg", "ours-bg", "ours-go", "gorilla", "coder", "coder-bg", "gobwas", "gws", "floor",
+var Libs = []string{"ours", "ours-msg", "ours-bg", "ours-go", "ours-park", "gorilla", "coder", "coder-bg", "gobwas", "gws", "floor",
 	"gorilla-msg", "coder-msg", "gobwas-msg",
 	"ours-deflate", "gorilla-deflate", "coder-deflate", "gobwas-deflate", "gws-deflate"}
 
@@ -100,7 +102,7 @@ func Style(lib string) string {
 	switch {
 	case lib == "floor":
 		return "bytes"
-	case lib == "gws", strings.HasPrefix(lib, "gws-"), strings.HasSuffix(lib, "-msg"):
+	case lib == "gws", lib == "ours-park", strings.HasPrefix(lib, "gws-"), strings.HasSuffix(lib, "-msg"):
 		return "message"
 	}
 	return "stream"
@@ -119,6 +121,8 @@ func Serve(ln net.Listener, lib string) error {
 		return serveHTTP(ln, oursHandler(echoOursStream, false, ours.CompressionDisabled))
 	case "ours-go":
 		return serveHTTP(ln, oursDetachedHandler(echoOursStream))
+	case "ours-park":
+		return serveHTTP(ln, oursParkedHandler())
 	case "gorilla":
 		return serveHTTP(ln, gorillaHandler(false, false))
 	case "gorilla-msg":
@@ -247,6 +251,27 @@ func echoOursStream(ctx context.Context, c *ours.Conn) error {
 		return err
 	}
 	return copyMessage(w, r)
+}
+
+// oursParkedHandler parks each Conn once the handshake is done and between messages:
+// a message wakes it, it is echoed, and the Conn parks again.
+func oursParkedHandler() http.Handler {
+	var echo func(*ours.Conn)
+	echo = func(c *ours.Conn) {
+		if echoOursMessage(context.Background(), c) != nil || c.Park(echo) != nil {
+			c.CloseNow()
+		}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := ours.Accept(w, r, &ours.AcceptOptions{InsecureSkipOriginCheck: true})
+		if err != nil {
+			return
+		}
+		c.SetReadLimit(ReadLimit)
+		if c.Park(echo) != nil {
+			c.CloseNow()
+		}
+	})
 }
 
 func echoOursMessage(ctx context.Context, c *ours.Conn) error {
