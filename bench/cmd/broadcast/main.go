@@ -1,0 +1,477 @@
+// Command broadcast measures a server that sends every message to all its clients, on
+// each library's broadcast path, side by side: N receivers on loopback, M messages of
+// one size, the server's CPU time per delivered message (read from /proc), the
+// deliveries per second and the latency from the broadcast call to the receiver.
+//
+//	go run ./cmd/broadcast [-libs ours-send,ours-prepared,gorilla,gws,gobwas,coder]
+//	    [-receivers 1000] [-messages 200] [-size 128] [-slow 0] [-interval 0]
+//
+// The servers run one at a time, each in a child process of its own (this command with
+// -server), so that the receivers' work is not in its CPU time. The receivers speak
+// RFC 6455 themselves and check every message: its number, in order, and every byte.
+// With -slow P, P percent of the receivers never read; a library whose broadcast loop
+// waits for them stalls, and the run reports what the others received before -timeout.
+//
+// The paths: ours-send is NewPreparedMessage then Conn.Send to each Conn (a slow peer
+// is closed with 1008 once MaxBuffered, 1 MiB, is behind); ours-prepared is
+// Conn.WritePrepared in a loop; gorilla is its PreparedMessage; gws its Broadcaster;
+// gobwas a frame compiled once with ws.CompileFrame and written to each net.Conn; coder
+// Conn.Write in a loop. No compression.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	coder "github.com/coder/websocket"
+	"github.com/gobwas/ws"
+	gorilla "github.com/gorilla/websocket"
+	ours "github.com/hybi/websocket"
+	"github.com/lxzan/gws"
+)
+
+func main() {
+	server := flag.Bool("server", false, "run as the server (a child process)")
+	libs := flag.String("libs", "ours-send,ours-prepared,gorilla,gws,gobwas,coder", "servers to measure")
+	receivers := flag.Int("receivers", 1000, "receivers")
+	messages := flag.Int("messages", 200, "messages broadcast")
+	size := flag.Int("size", 128, "payload bytes, at least 16")
+	slow := flag.Float64("slow", 0, "percent of receivers that never read")
+	timeout := flag.Duration("timeout", 20*time.Second, "how long the receivers wait for the messages")
+	interval := flag.Duration("interval", 0, "time between two broadcasts; 0 sends them back to back")
+	lib := flag.String("lib", "", "the server's library (with -server)")
+	flag.Parse()
+	if *size < 16 {
+		log.Fatal("-size must be at least 16")
+	}
+	if *server {
+		serve(*lib, *receivers, *messages, *size, *interval)
+		return
+	}
+	fmt.Printf("| server | receivers | size | slow | delivered | deliveries/s | server CPU ns/delivery | p50 | p99 |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, l := range strings.Split(*libs, ",") {
+		r, err := measure(l, *receivers, *messages, *size, *slow, *interval, *timeout)
+		if err != nil {
+			log.Fatalf("%s: %v", l, err)
+		}
+		fmt.Println(r)
+	}
+}
+
+// payload returns message i: its number, the time it was broadcast, then bytes that
+// follow from the number.
+func payload(i, size int, now time.Time) []byte {
+	p := make([]byte, size)
+	binary.BigEndian.PutUint64(p, uint64(i))
+	binary.BigEndian.PutUint64(p[8:], uint64(now.UnixNano()))
+	for j := 16; j < size; j++ {
+		p[j] = byte(i + j)
+	}
+	return p
+}
+
+// The server.
+
+// serve accepts receivers until there are n, waits for SIGUSR1, broadcasts the messages,
+// and then waits to be killed.
+func serve(lib string, n, messages, size int, interval time.Duration) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	start := make(chan os.Signal, 1)
+	signal.Notify(start, syscall.SIGUSR1)
+	b := newBroadcaster(lib)
+	go http.Serve(ln, b.handler)
+	fmt.Printf("addr=%s\n", ln.Addr())
+	<-start
+	// A receiver has its 101 answer before its handler keeps its connection.
+	for joined.Load() < int64(n) {
+		time.Sleep(time.Millisecond)
+	}
+	begin := time.Now()
+	for i := range messages {
+		if interval > 0 {
+			time.Sleep(time.Until(begin.Add(time.Duration(i) * interval)))
+		}
+		b.broadcast(payload(i, size, time.Now()))
+	}
+	select {}
+}
+
+// broadcaster is one library's server: its upgrade handler, which keeps every
+// connection, and its broadcast.
+type broadcaster struct {
+	handler   http.HandlerFunc
+	broadcast func(p []byte)
+}
+
+// registry keeps the connections of one server; a connection that failed is dropped.
+type registry[C comparable] struct {
+	mu    sync.Mutex
+	conns []C
+}
+
+// joined counts the connections the server keeps.
+var joined atomic.Int64
+
+func (r *registry[C]) add(c C) {
+	r.mu.Lock()
+	r.conns = append(r.conns, c)
+	r.mu.Unlock()
+	joined.Add(1)
+}
+
+func (r *registry[C]) each(send func(C) error) {
+	r.mu.Lock()
+	conns := r.conns
+	r.mu.Unlock()
+	var failed []C
+	for _, c := range conns {
+		if send(c) != nil {
+			failed = append(failed, c)
+		}
+	}
+	if len(failed) > 0 {
+		log.Printf("server: %d connections failed and were dropped", len(failed))
+		r.mu.Lock()
+		r.conns = slices.DeleteFunc(r.conns, func(c C) bool { return slices.Contains(failed, c) })
+		r.mu.Unlock()
+	}
+}
+
+type gwsHandler struct{ gws.BuiltinEventHandler }
+
+func newBroadcaster(lib string) *broadcaster {
+	ctx := context.Background()
+	switch lib {
+	case "ours-send", "ours-prepared":
+		var reg registry[*ours.Conn]
+		b := &broadcaster{handler: func(w http.ResponseWriter, r *http.Request) {
+			c, err := ours.Accept(w, r, nil)
+			if err != nil {
+				return
+			}
+			reg.add(c)
+			go func() {
+				for {
+					if _, _, err := c.Read(ctx); err != nil {
+						return
+					}
+				}
+			}()
+		}}
+		if lib == "ours-send" {
+			b.broadcast = func(p []byte) {
+				m, _ := ours.NewPreparedMessage(ours.MessageBinary, p)
+				reg.each(func(c *ours.Conn) error { return c.Send(m) })
+			}
+		} else {
+			b.broadcast = func(p []byte) {
+				m, _ := ours.NewPreparedMessage(ours.MessageBinary, p)
+				reg.each(func(c *ours.Conn) error { return c.WritePrepared(ctx, m) })
+			}
+		}
+		return b
+	case "gorilla":
+		var reg registry[*gorilla.Conn]
+		up := gorilla.Upgrader{WriteBufferPool: &sync.Pool{}, CheckOrigin: func(*http.Request) bool { return true }}
+		return &broadcaster{
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				c, err := up.Upgrade(w, r, nil)
+				if err != nil {
+					return
+				}
+				reg.add(c)
+				go func() {
+					for {
+						if _, _, err := c.NextReader(); err != nil {
+							return
+						}
+					}
+				}()
+			},
+			broadcast: func(p []byte) {
+				m, _ := gorilla.NewPreparedMessage(gorilla.BinaryMessage, p)
+				reg.each(func(c *gorilla.Conn) error { return c.WritePreparedMessage(m) })
+			},
+		}
+	case "gws":
+		var reg registry[*gws.Conn]
+		up := gws.NewUpgrader(gwsHandler{}, nil)
+		return &broadcaster{
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				c, err := up.Upgrade(w, r)
+				if err != nil {
+					return
+				}
+				reg.add(c)
+				go c.ReadLoop()
+			},
+			broadcast: func(p []byte) {
+				b := gws.NewBroadcaster(gws.OpcodeBinary, p)
+				reg.each(func(c *gws.Conn) error { return b.Broadcast(c) })
+				b.Close()
+			},
+		}
+	case "gobwas":
+		var reg registry[net.Conn]
+		return &broadcaster{
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				c, _, _, err := ws.UpgradeHTTP(r, w)
+				if err != nil {
+					return
+				}
+				reg.add(c)
+				go io.Copy(io.Discard, c) // the receivers send nothing but their close
+			},
+			broadcast: func(p []byte) {
+				frame, _ := ws.CompileFrame(ws.NewBinaryFrame(p))
+				reg.each(func(c net.Conn) error { _, err := c.Write(frame); return err })
+			},
+		}
+	case "coder":
+		var reg registry[*coder.Conn]
+		return &broadcaster{
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				c, err := coder.Accept(w, r, &coder.AcceptOptions{InsecureSkipVerify: true})
+				if err != nil {
+					return
+				}
+				reg.add(c)
+				c.CloseRead(ctx)
+			},
+			broadcast: func(p []byte) {
+				reg.each(func(c *coder.Conn) error { return c.Write(ctx, coder.MessageBinary, p) })
+			},
+		}
+	}
+	log.Fatalf("unknown server %q", lib)
+	return nil
+}
+
+// The measurement.
+
+type result struct {
+	lib                 string
+	receivers, size     int
+	slow                float64
+	delivered, expected int
+	elapsed             time.Duration
+	cpu                 time.Duration
+	p50, p99            time.Duration
+}
+
+func (r result) String() string {
+	per := float64(r.cpu.Nanoseconds()) / float64(max(r.delivered, 1))
+	return fmt.Sprintf("| %s | %d | %d | %g %% | %d of %d | %.0f | %.0f | %v | %v |", r.lib, r.receivers, r.size, r.slow,
+		r.delivered, r.expected, float64(r.delivered)/r.elapsed.Seconds(), per, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond))
+}
+
+func measure(lib string, n, messages, size int, slowPct float64, interval, timeout time.Duration) (result, error) {
+	res := result{lib: lib, receivers: n, size: size, slow: slowPct}
+	self, err := os.Executable()
+	if err != nil {
+		return res, err
+	}
+	cmd := exec.Command(self, "-server", "-lib", lib, "-receivers", strconv.Itoa(n), "-messages", strconv.Itoa(messages), "-size", strconv.Itoa(size), "-interval", interval.String())
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return res, err
+	}
+	if err := cmd.Start(); err != nil {
+		return res, err
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		return res, err
+	}
+	addr := strings.TrimSpace(strings.TrimPrefix(line, "addr="))
+
+	slow := int(float64(n) * slowPct / 100)
+	var conns []*receiver
+	for i := range n {
+		r, err := dial(addr)
+		if err != nil {
+			return res, err
+		}
+		defer r.nc.Close()
+		r.slow = i < slow
+		conns = append(conns, r)
+	}
+	res.expected = (n - slow) * messages
+
+	var delivered atomic.Int64
+	lats := make([][]time.Duration, n)
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(timeout)
+	before, err := cpuTime(cmd.Process.Pid)
+	if err != nil {
+		return res, err
+	}
+	begin := time.Now()
+	cmd.Process.Signal(syscall.SIGUSR1)
+	var lastMu sync.Mutex
+	last := begin
+	for i, r := range conns {
+		if r.slow {
+			continue
+		}
+		wg.Go(func() {
+			r.nc.SetReadDeadline(deadline)
+			for k := range messages {
+				p, err := r.next()
+				if err != nil {
+					return
+				}
+				if err := check(p, k, size); err != nil {
+					log.Printf("%s: receiver %d: %v", lib, i, err)
+					return
+				}
+				now := time.Now()
+				lats[i] = append(lats[i], now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(p[8:])))))
+				delivered.Add(1)
+				if k == messages-1 {
+					lastMu.Lock()
+					if now.After(last) {
+						last = now
+					}
+					lastMu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	after, err := cpuTime(cmd.Process.Pid)
+	if err != nil {
+		return res, err
+	}
+	res.delivered = int(delivered.Load())
+	res.elapsed = last.Sub(begin)
+	if res.delivered < res.expected {
+		res.elapsed = time.Since(begin) // the time out
+	}
+	res.cpu = after - before
+	all := slices.Concat(lats...)
+	slices.Sort(all)
+	if len(all) > 0 {
+		res.p50, res.p99 = all[len(all)/2], all[len(all)*99/100]
+	}
+	return res, nil
+}
+
+// cpuTime returns the user and system time a process has used, from /proc/PID/stat.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command's name, which ends with the last ')'.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100, nil // USER_HZ is 100 on Linux
+}
+
+// check checks message k's bytes.
+func check(p []byte, k, size int) error {
+	if len(p) != size {
+		return fmt.Errorf("message %d: %d bytes, want %d", k, len(p), size)
+	}
+	if got := int(binary.BigEndian.Uint64(p)); got != k {
+		return fmt.Errorf("message %d instead of %d", got, k)
+	}
+	for j := 16; j < size; j++ {
+		if p[j] != byte(k+j) {
+			return fmt.Errorf("message %d: byte %d is %d", k, j, p[j])
+		}
+	}
+	return nil
+}
+
+// receiver is a client that reads unmasked binary messages of one frame.
+type receiver struct {
+	nc   net.Conn
+	br   *bufio.Reader
+	slow bool
+	buf  []byte
+}
+
+func dial(addr string) (*receiver, error) {
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	var k [16]byte
+	rand.Read(k[:])
+	fmt.Fprintf(nc, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
+		addr, base64.StdEncoding.EncodeToString(k[:]))
+	br := bufio.NewReaderSize(nc, 64<<10)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		nc.Close()
+		return nil, fmt.Errorf("handshake: %s", resp.Status)
+	}
+	return &receiver{nc: nc, br: br}, nil
+}
+
+var errFrame = errors.New("not a final unmasked binary frame")
+
+// next reads the next message, which must be one binary frame.
+func (r *receiver) next() ([]byte, error) {
+	var h [10]byte
+	if _, err := io.ReadFull(r.br, h[:2]); err != nil {
+		return nil, err
+	}
+	if h[0] != 0x82 || h[1]&0x80 != 0 {
+		return nil, errFrame
+	}
+	n := uint64(h[1] & 0x7f)
+	switch n {
+	case 126:
+		if _, err := io.ReadFull(r.br, h[2:4]); err != nil {
+			return nil, err
+		}
+		n = uint64(binary.BigEndian.Uint16(h[2:4]))
+	case 127:
+		if _, err := io.ReadFull(r.br, h[2:10]); err != nil {
+			return nil, err
+		}
+		n = binary.BigEndian.Uint64(h[2:10])
+	}
+	if uint64(cap(r.buf)) < n {
+		r.buf = make([]byte, n)
+	}
+	p := r.buf[:n]
+	_, err := io.ReadFull(r.br, p)
+	return p, err
+}
