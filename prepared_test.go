@@ -155,58 +155,71 @@ func TestWritePreparedContext(t *testing.T) {
 // TestPreparedConcurrent has several goroutines send prepared messages to many Conns at
 // once, each with its own sequence, through WritePrepared and Send in turn: every
 // receiver gets every message, exactly, and each goroutine's in the order it sent them.
+// With compression, the pairs have windows of their own, so that several compressed
+// forms of one message are made at once.
 func TestPreparedConcurrent(t *testing.T) {
 	eachTransport(t, func(t *testing.T, tr transport) {
-		const pairs, senders, each = 3, 4, 20
-		var conns []*Conn // servers and clients: every Conn sends and receives
-		for range pairs {
-			s, c := tr.pair(t, nil)
-			conns = append(conns, s, c)
+		for _, deflate := range []bool{false, true} {
+			t.Run(fmt.Sprintf("deflate=%v", deflate), func(t *testing.T) { testPreparedConcurrent(t, tr, deflate) })
 		}
-		msgs := make([][]*PreparedMessage, senders)
-		for g := range senders {
-			for i := range each {
-				size := preparedSizes[(g+i)%len(preparedSizes)]
-				p := bytes.Repeat([]byte{byte(g), byte(i)}, size/2+2)[:max(size, 2)]
-				msgs[g] = append(msgs[g], mustPrepare(t, MessageBinary, p))
-			}
-		}
-
-		var wg sync.WaitGroup
-		for _, c := range conns {
-			c.SetReadLimit(0)
-			wg.Go(func() {
-				next := make([]int, senders)
-				for range senders * each {
-					_, got, err := c.Read(context.Background())
-					if !assert.NoError(t, err) {
-						return
-					}
-					// Read on whatever arrives, so that no sender is left waiting.
-					g, i := int(got[0]), int(got[1])
-					if assert.Less(t, g, senders) && assert.Less(t, i, each) {
-						assert.Equal(t, next[g], i, "sender %d's messages out of order", g)
-						assert.True(t, bytes.Equal(msgs[g][i].payload(), got), "message %d of sender %d", i, g)
-						next[g] = i + 1
-					}
-				}
-			})
-		}
-		for g := range senders {
-			wg.Go(func() {
-				for i, m := range msgs[g] {
-					for _, c := range conns {
-						if i%2 == 0 {
-							assert.NoError(t, c.Send(m))
-						} else {
-							assert.NoError(t, c.WritePrepared(context.Background(), m))
-						}
-					}
-				}
-			})
-		}
-		wg.Wait()
 	})
+}
+
+func testPreparedConcurrent(t *testing.T, tr transport, deflate bool) {
+	const pairs, senders, each = 3, 4, 20
+	var conns []*Conn // servers and clients: every Conn sends and receives
+	for i := range pairs {
+		s, c := tr.pair(t, nil)
+		if deflate {
+			bits := []int{15, 9, 8}[i]
+			s.useDeflate(deflateParams{peerNoContext: true, peerWindowBits: 15, windowBits: bits})
+			c.useDeflate(deflateParams{peerNoContext: true, peerWindowBits: bits, windowBits: 15})
+		}
+		conns = append(conns, s, c)
+	}
+	msgs := make([][]*PreparedMessage, senders)
+	for g := range senders {
+		for i := range each {
+			size := preparedSizes[(g+i)%len(preparedSizes)]
+			p := bytes.Repeat([]byte{byte(g), byte(i)}, size/2+2)[:max(size, 2)]
+			msgs[g] = append(msgs[g], mustPrepare(t, MessageBinary, p))
+		}
+	}
+
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		c.SetReadLimit(0)
+		wg.Go(func() {
+			next := make([]int, senders)
+			for range senders * each {
+				_, got, err := c.Read(context.Background())
+				if !assert.NoError(t, err) {
+					return
+				}
+				// Read on whatever arrives, so that no sender is left waiting.
+				g, i := int(got[0]), int(got[1])
+				if assert.Less(t, g, senders) && assert.Less(t, i, each) {
+					assert.Equal(t, next[g], i, "sender %d's messages out of order", g)
+					assert.True(t, bytes.Equal(msgs[g][i].payload(), got), "message %d of sender %d", i, g)
+					next[g] = i + 1
+				}
+			}
+		})
+	}
+	for g := range senders {
+		wg.Go(func() {
+			for i, m := range msgs[g] {
+				for _, c := range conns {
+					if i%2 == 0 {
+						assert.NoError(t, c.Send(m))
+					} else {
+						assert.NoError(t, c.WritePrepared(context.Background(), m))
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // TestPreparedDeflate sends compressed prepared messages between peers that agreed on

@@ -47,9 +47,9 @@ type sendQueue struct {
 // queue is taken whatever its size. When a message would take the bytes waiting past the
 // bound, the peer is taken to be too slow: Send drops what waits, returns an error
 // satisfying errors.Is(err, net.ErrClosed), as every Send after it does, and the Conn is
-// closed in the background with status 1008 (policy violation), as Close does. A frame
-// cut in half when the write in progress is stopped closes the connection without a
-// close frame.
+// closed in the background with status 1008 (policy violation), as Close does: the
+// write in progress is stopped, and if part of its frame had gone out (or over TLS,
+// whatever it had written), the connection is closed without a close frame.
 //
 // Send returns an error satisfying errors.Is(err, net.ErrClosed) once the Conn is closed.
 // What was queued and not written when the Conn closes, or when Close sends its close
