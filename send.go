@@ -24,6 +24,7 @@ const tooSlowReason = "too slow to keep up"
 // their place.
 type sendQueue struct {
 	bytes  atomic.Int64 // payload bytes of the queued messages: what Buffered reports
+	count  atomic.Int64 // queued messages, empty ones included
 	failed atomic.Bool  // err is set
 
 	mu      sync.Mutex
@@ -70,7 +71,7 @@ func (c *Conn) Send(m *PreparedMessage) error {
 		q.mu.Unlock()
 		return c.closedErr()
 	}
-	if b := q.bytes.Load(); b > 0 && b+n > int64(q.limit()) {
+	if b := q.bytes.Load(); q.count.Load() > 0 && b+n > int64(q.limit()) {
 		q.err = &closedError{cause: errTooSlow}
 		q.failed.Store(true)
 		err := q.err
@@ -86,6 +87,7 @@ func (c *Conn) Send(m *PreparedMessage) error {
 	}
 	q.msgs = append(q.msgs, m)
 	q.bytes.Add(n)
+	q.count.Add(1)
 	start := !q.running
 	if start {
 		q.running = true
@@ -118,6 +120,7 @@ func (q *sendQueue) clear() {
 	clear(q.msgs)
 	q.msgs, q.head = nil, 0
 	q.bytes.Store(0)
+	q.count.Store(0)
 }
 
 // writeQueue is the goroutine Send starts: it writes the queue until it is empty, and
@@ -176,6 +179,7 @@ func (c *Conn) flushQueue(ctx context.Context, writer bool) error {
 			q.msgs[q.head] = nil
 			q.head++
 			q.bytes.Add(-int64(len(m.payload())))
+			q.count.Add(-1)
 			if q.head == len(q.msgs) {
 				q.msgs, q.head = q.msgs[:0], 0
 				if cap(q.msgs) > 256 {
@@ -193,7 +197,7 @@ func (c *Conn) lockMessage(ctx context.Context) error {
 	if err := c.lock(ctx, &c.msgLock); err != nil {
 		return err
 	}
-	if c.sq.bytes.Load() > 0 || c.sq.failed.Load() {
+	if c.sq.count.Load() > 0 || c.sq.failed.Load() {
 		if err := c.flushQueue(ctx, false); err != nil {
 			c.releaseBuffer()
 			c.msgLock.unlock()
