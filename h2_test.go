@@ -5,12 +5,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,43 +18,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hybi/websocket/internal/xconnect"
 )
 
 // Go's HTTP/2 server accepts an extended CONNECT only with GODEBUG=http2xconnect=1 in
-// the environment when the process starts: net/http reads the variable itself in an init
-// function, and the go command refuses "//go:debug http2xconnect=1" as an unknown setting.
-// So the tests that need it run again in a child process with the variable set.
-
-// xconnectOn reports whether this process serves extended CONNECT.
-func xconnectOn() bool {
-	for _, s := range strings.Split(os.Getenv("GODEBUG"), ",") {
-		if s == "http2xconnect=1" {
-			return true
-		}
-	}
-	return false
-}
-
-// inXConnectChild runs the calling top-level test in a child process with the setting on,
-// unless this process has it, and reports whether it did: the caller then returns.
-func inXConnectChild(t *testing.T) bool {
-	t.Helper()
-	if xconnectOn() {
-		return false
-	}
-	godebug := "http2xconnect=1"
-	if v := os.Getenv("GODEBUG"); v != "" {
-		godebug = v + "," + godebug
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), "GODEBUG="+godebug)
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "the child with GODEBUG=%s failed:\n%s", godebug, out)
-	// A child that ran nothing would pass too.
-	require.Contains(t, string(out), "--- PASS: "+t.Name(), "%s", out)
-	t.Logf("ran in a child process with GODEBUG=%s", godebug)
-	return true
-}
+// the environment when the process starts, so the tests that need it run again in a
+// child process with the variable set (internal/xconnect).
 
 // h2Server is a TLS test server speaking HTTP/2 whose handler Accepts and hands the Conn
 // to serve; it records the protocol version of the requests it accepted.
@@ -209,7 +178,7 @@ func echo(c *Conn) error {
 }
 
 func TestH2Echo(t *testing.T) {
-	if inXConnectChild(t) {
+	if xconnect.InChild(t) {
 		return
 	}
 	ctx := context.Background()
@@ -332,7 +301,7 @@ func TestH2Echo(t *testing.T) {
 // TestH2Conn covers what the server side does on its own over HTTP/2: closing first,
 // limits, pings it sends, and contexts that end reads and writes.
 func TestH2Conn(t *testing.T) {
-	if inXConnectChild(t) {
+	if xconnect.InChild(t) {
 		return
 	}
 	ctx := context.Background()
@@ -503,7 +472,7 @@ func TestH2Conn(t *testing.T) {
 // TestH2Refused checks that HTTP/2 requests that are not a WebSocket handshake get the
 // same answers, in HTTP/2 terms, as their HTTP/1.1 counterparts.
 func TestH2Refused(t *testing.T) {
-	if inXConnectChild(t) {
+	if xconnect.InChild(t) {
 		return
 	}
 	srv := h2Server(t, nil, func(*Conn, *http.Request) {})
@@ -538,7 +507,7 @@ func TestH2Refused(t *testing.T) {
 // at the HTTP/2 level, so that a client falls back to HTTP/1.1, where Accept works as
 // before on the same server.
 func TestH2WithoutSetting(t *testing.T) {
-	if xconnectOn() {
+	if xconnect.On() {
 		t.Skip("the process serves extended CONNECT")
 	}
 	srv := h2Server(t, nil, func(c *Conn, _ *http.Request) { echo(c) })
@@ -568,7 +537,7 @@ func TestH2WithoutSetting(t *testing.T) {
 // WebSocket, and echoing a 64-byte message. Client and server share the process, so the
 // CPU time counted is both sides'. It needs GODEBUG=http2xconnect=1.
 func BenchmarkH2(b *testing.B) {
-	if !xconnectOn() {
+	if !xconnect.On() {
 		b.Skip("run with GODEBUG=http2xconnect=1")
 	}
 	ctx := context.Background()
@@ -608,17 +577,20 @@ func BenchmarkH2(b *testing.B) {
 				c.CloseNow()
 			}
 		})
-		b.Run("echo 64 B/"+open.name, func(b *testing.B) {
-			c := open.dial(b)
-			defer c.CloseNow()
-			msg := make([]byte, 64)
-			b.ReportAllocs()
-			for b.Loop() {
-				require.NoError(b, c.Write(ctx, MessageBinary, msg))
-				_, _, err := c.Read(ctx)
-				require.NoError(b, err)
-			}
-		})
+		for _, size := range []int{64, 64 << 10} {
+			b.Run(fmt.Sprintf("echo %d B/%s", size, open.name), func(b *testing.B) {
+				c := open.dial(b)
+				defer c.CloseNow()
+				msg := make([]byte, size)
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				for b.Loop() {
+					require.NoError(b, c.Write(ctx, MessageBinary, msg))
+					_, _, err := c.Read(ctx)
+					require.NoError(b, err)
+				}
+			})
+		}
 	}
 }
 
@@ -626,7 +598,7 @@ func BenchmarkH2(b *testing.B) {
 // on an HTTP/2 stream, each case on a new stream of one connection: the raw peer writes
 // its frames into the request body and reads the Conn's from the response.
 func TestConformanceOverHTTP2(t *testing.T) {
-	if inXConnectChild(t) {
+	if xconnect.InChild(t) {
 		return
 	}
 	categories := []struct {
@@ -693,7 +665,7 @@ func TestConformanceOverHTTP2(t *testing.T) {
 // net.ErrClosed instead of touching the ResponseWriter, which net/http forbids once the
 // handler has returned (its own methods then dereference nil).
 func TestH2HandlerReturned(t *testing.T) {
-	if inXConnectChild(t) {
+	if xconnect.InChild(t) {
 		return
 	}
 	ctx := context.Background()

@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"github.com/hybi/websocket"
 	"github.com/hybi/websocket/internal/chromium"
 	"github.com/hybi/websocket/internal/leak"
+	"github.com/hybi/websocket/internal/xconnect"
 )
 
 // TestMain fails the run if a test left goroutines running.
@@ -241,9 +240,9 @@ func TestBrowser(t *testing.T) {
 // opened its WebSockets as streams of the page's HTTP/2 connection (RFC 8441). Chromium
 // does so when the page's origin speaks HTTP/2 and the server announces
 // SETTINGS_ENABLE_CONNECT_PROTOCOL, which net/http does with GODEBUG=http2xconnect=1:
-// the test runs in a child process with it.
+// the test runs in a child process with it (internal/xconnect).
 func TestBrowserH2(t *testing.T) {
-	if inXConnectChild(t) {
+	if xconnect.InChild(t) {
 		return
 	}
 	srv, ended := newTestServer(t)
@@ -307,31 +306,6 @@ const bigEcho = `new Promise((resolve) => {
   ws.onclose = (e) => resolve({Length: length, Same: same, Code: e.code});
   ws.onerror = () => resolve({Error: "error event", Length: length});
 })`
-
-// inXConnectChild runs the calling top-level test in a child process with
-// GODEBUG=http2xconnect=1, unless this process has it, and reports whether it did:
-// the caller then returns. net/http reads the setting from the environment when the
-// process starts, and the go command refuses it as a //go:debug line.
-func inXConnectChild(t *testing.T) bool {
-	t.Helper()
-	if extendedConnect() {
-		return false
-	}
-	godebug := "http2xconnect=1"
-	if v := os.Getenv("GODEBUG"); v != "" {
-		godebug = v + "," + godebug
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), "GODEBUG="+godebug)
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "the child with GODEBUG=%s failed:\n%s", godebug, out)
-	if strings.Contains(string(out), "--- SKIP: "+t.Name()) {
-		t.Skipf("skipped in the child with GODEBUG=%s:\n%s", godebug, out)
-	}
-	require.Contains(t, string(out), "--- PASS: "+t.Name(), "%s", out)
-	t.Logf("ran in a child process with GODEBUG=%s", godebug)
-	return true
-}
 
 // buttonStates says which of the page's buttons are enabled.
 type buttonStates struct{ Send, Close, Connect bool }
