@@ -248,11 +248,12 @@
 // the server announced SETTINGS_ENABLE_CONNECT_PROTOCOL; the request then arrives as
 // CONNECT on HTTP/2 with the pseudo-header ":protocol: websocket" (net/http puts it in
 // r.Header under that name). Accept checks Sec-WebSocket-Version and the Origin, chooses
-// the subprotocol and compression as over HTTP/1.1, answers 200, and runs the Conn on
-// the request body and the response, flushing each frame, or each batch of coalesced
-// frames, as it is written. Everything else works as on a hijacked connection: limits,
-// compression, pings, the closing handshake, concurrent writers, contexts. A ServeMux
-// pattern that names a method must name CONNECT too: "GET /ws" and "CONNECT /ws".
+// the subprotocol and compression as over HTTP/1.1, answers 200, and runs the Conn on the
+// request body and the response, flushing each write: a frame (a frame of more than 4 KiB
+// as its header, then its payload) or a batch of coalesced frames. Everything else works
+// as on a hijacked connection: limits, compression, pings, the closing handshake,
+// concurrent writers, contexts. A ServeMux pattern that names a method must name CONNECT
+// too: "GET /ws" and "CONNECT /ws".
 //
 // net/http's HTTP/2 server (Go 1.24 and later) announces the setting only when the
 // process starts with GODEBUG=http2xconnect=1 in its environment: net/http reads the
@@ -279,14 +280,22 @@
 // for a new TLS connection and an HTTP/1.1 upgrade (client and server in one process on
 // loopback, RSA 2048 certificate, full TLS handshakes). What it costs: every frame goes
 // through net/http's HTTP/2 machinery, a hand-off to the connection's goroutine each way
-// and a 9-byte DATA frame header, and each read waits through a goroutine that the Conn
-// keeps while it reads (a few KiB of stack), so that a context can end a read and leave
-// the stream usable; a 64-byte echo took 33 µs against 15 µs over TLS and HTTP/1.1. All
-// streams share one TCP connection: a lost packet holds up every WebSocket and request on
-// it (head-of-line blocking), and HTTP/2 flow control bounds the bytes in flight per
-// stream. A write that its context or deadline cuts short resets the stream, ending the
-// Conn, as over TLS; a read cut short can be resumed, as over TCP. CloseNow cannot send
-// messages held by CoalesceWrites without waiting, and drops them.
+// and a 9-byte DATA frame header, and reads wait through a goroutine that a Conn keeps
+// from its first read until it closes (a few KiB of stack), so that a context can end a
+// read and leave the stream usable; a 64-byte echo took 33 µs against 15 µs over TLS and
+// HTTP/1.1.
+//
+// All streams share one TCP connection: a lost packet holds up every WebSocket and
+// request on it (head-of-line blocking). Each WebSocket holds one of the connection's
+// concurrent streams (http.HTTP2Config.MaxConcurrentStreams, 250 by default). net/http
+// keeps what a peer sent until the Conn reads it, up to the stream's receive window
+// (MaxReceiveBufferPerStream, 1 MiB by default), and counts it against the connection's
+// window (MaxReceiveBufferPerConnection, also 1 MiB): one WebSocket whose reader falls
+// behind can then stop the peer sending on every stream of the connection. Make the
+// connection's window a few times the stream's. A write that its context or deadline
+// cuts short resets the stream, ending the Conn, as over TLS; a read cut short can be
+// resumed, as over TCP. CloseNow cannot send messages held by CoalesceWrites without
+// waiting, and drops them.
 //
 // Dial speaks HTTP/1.1 only. Go's HTTP/2 client can send an extended CONNECT (with
 // ":protocol" in Request.Header), but http.Transport refuses that header name before its

@@ -98,6 +98,7 @@ type streamConn struct {
 	want        chan struct{} // asks the waiter to wait for bytes
 	ready       chan error    // its answer: bytes are buffered (nil), or the body ended
 	waiting     bool          // a wait was asked for and not answered yet
+	ended       bool          // the waiter saw the body end, and has returned
 	rd          deadline      // as NetConn's
 
 	// Writing.
@@ -165,14 +166,18 @@ func (s *streamConn) Read(p []byte) (int, error) {
 		return 0, os.ErrDeadlineExceeded
 	default:
 	}
+	if s.ended {
+		return s.body.Read(p) // fails at once, as it did for the waiter
+	}
 	if !s.waiting {
 		s.startWaiter.Do(func() { go s.waitLoop() })
 		s.waiting = true
 		s.want <- struct{}{}
 	}
 	select {
-	case <-s.ready:
+	case err := <-s.ready:
 		s.waiting = false
+		s.ended = err != nil
 	case <-timeout:
 		return 0, os.ErrDeadlineExceeded
 	case <-s.closed:

@@ -311,6 +311,7 @@ func TestH2Conn(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
+		opts   *AcceptOptions
 		server func(c *Conn, r *http.Request, next <-chan struct{}) result
 		client func(t *testing.T, c *Conn, next chan<- struct{}, hc *h2Client)
 		check  func(t *testing.T, res result)
@@ -370,6 +371,29 @@ func TestH2Conn(t *testing.T) {
 				require.NoError(t, c.Close(StatusNormalClosure, ""))
 			},
 			check: func(t *testing.T, res result) { assert.NoError(t, res.err) },
+		},
+		{
+			// The answers to pipelined messages leave together, in one flush.
+			name: "coalesced writes",
+			opts: &AcceptOptions{CoalesceWrites: true},
+			server: func(c *Conn, _ *http.Request, _ <-chan struct{}) result {
+				return result{err: echo(c)}
+			},
+			client: func(t *testing.T, c *Conn, _ chan<- struct{}, hc *h2Client) {
+				// Three messages in one write of the stream, which the server reads from
+				// one buffer, holding its answers until it has.
+				_, err := hc.Write(confWire{masked: true}.encode(confText("a"), confText("b"), confText("c")))
+				require.NoError(t, err)
+				for _, m := range []string{"a", "b", "c"} {
+					_, p, err := c.Read(ctx)
+					require.NoError(t, err)
+					assert.Equal(t, m, string(p))
+				}
+				require.NoError(t, c.Close(StatusNormalClosure, ""))
+			},
+			check: func(t *testing.T, res result) {
+				assert.Equal(t, StatusNormalClosure, CloseStatus(res.err))
+			},
 		},
 		{
 			// A context that ends a read waiting for the peer leaves the stream usable:
@@ -454,7 +478,7 @@ func TestH2Conn(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			results := make(chan result, 1)
 			next := make(chan struct{})
-			srv := h2Server(t, nil, func(c *Conn, r *http.Request) {
+			srv := h2Server(t, tt.opts, func(c *Conn, r *http.Request) {
 				results <- tt.server(c, r, next)
 			})
 			c, _, hc := newH2Dialer(t, srv).dial(t, CompressionDisabled, nil)
