@@ -21,13 +21,13 @@ import (
 // an extended CONNECT instead of an Upgrade.
 func isExtendedConnect(r *http.Request) bool { return r.ProtoMajor >= 2 }
 
-// checkExtendedConnect checks what RFC 8441 §4–5 asks of the request beyond what it
-// shares with RFC 6455: the method and the :protocol pseudo-header. Upgrade, Connection
-// and Sec-WebSocket-Key are not used (§5), and HTTP/2 refuses the first two itself.
+// checkExtendedConnect checks what RFC 8441 §5 asks of the request beyond what it shares
+// with RFC 6455: the method and the :protocol pseudo-header (§4). Upgrade, Connection and
+// Sec-WebSocket-Key are not used (§5), and HTTP/2 refuses the first two itself.
 func checkExtendedConnect(w http.ResponseWriter, r *http.Request) *HandshakeError {
 	if r.Method != http.MethodConnect {
 		w.Header().Set("Allow", http.MethodConnect)
-		return &HandshakeError{http.StatusMethodNotAllowed, "a WebSocket handshake over HTTP/2 uses the CONNECT method (RFC 8441 §4)"}
+		return &HandshakeError{http.StatusMethodNotAllowed, "a WebSocket handshake over HTTP/2 uses the CONNECT method (RFC 8441 §5)"}
 	}
 	// net/http hands the :protocol pseudo-header to the handler under its own name.
 	if p := r.Header.Values(":protocol"); len(p) != 1 || p[0] != "websocket" {
@@ -75,7 +75,8 @@ var errStreamEnded = fmt.Errorf("HTTP/2 stream ended: %w", net.ErrClosed)
 
 // streamConn is the net.Conn of a WebSocket on an HTTP/2 stream. It reads the request
 // body and writes the response, flushing every write: the Conn writes a frame, or a batch
-// of coalesced frames, at a time.
+// of coalesced frames, at a time, and a frame of more than 4 KiB as its header and then
+// its payload, which it does not copy.
 //
 // Its deadlines behave as a TCP connection's do, which the Conn's contexts rely on. A
 // read does not read the body until bytes are there: a goroutine of its own waits for
@@ -136,8 +137,9 @@ func newStreamConn(w http.ResponseWriter, rc *http.ResponseController, r *http.R
 }
 
 // waitLoop waits, each time Read asks, until the body has bytes buffered or has ended. A
-// read of no bytes from net/http's HTTP/2 body blocks until then and consumes nothing. It
-// returns once the body ends, which Close makes happen.
+// read of no bytes from net/http's HTTP/2 body blocks until then and consumes nothing
+// (should a later net/http return at once instead, reads still work, but a deadline could
+// no longer end one that waits). It returns once the body ends, which Close makes happen.
 func (s *streamConn) waitLoop() {
 	for {
 		select {
