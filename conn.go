@@ -74,7 +74,7 @@ type Conn struct {
 	vec       [3][]byte             // writev's slices; owned by the frameLock holder
 	vecs      net.Buffers           // the part of vec in use
 	wmsg      messageWriter         // Write's writer of a compressed message; owned by the msgLock holder
-	sq        sendQueue             // the messages Send queued
+	sq        sendState             // the messages Send queued, and their bound
 
 	// Closing.
 	closeOnce sync.Once

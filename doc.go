@@ -207,11 +207,11 @@
 // far behind a peer is, and MaxBuffered bounds that.
 //
 // A PreparedMessage holds its frame (the payload and a header of up to 10 bytes) and, once
-// a Conn that compresses sends it, one compressed copy for each window size. The queue
-// costs a Conn about 110 bytes when it is empty; while messages wait, 8 bytes each (the
-// messages are shared, not copied) and a goroutine, a few KiB of stack, that ends when the
-// queue is empty. The first Send makes a context of about 100 bytes, kept while the Conn
-// lives.
+// a Conn that compresses sends it, one compressed copy for each window size. A Conn that
+// never calls Send spends 16 bytes on it. The first Send makes the Conn's queue and a
+// context, about 250 bytes kept while the Conn lives; while messages wait, the queue
+// holds 8 bytes for each (the messages are shared, not copied), and a goroutine, a few
+// KiB of stack, writes them and ends when the queue is empty.
 //
 // # Keepalive
 //

@@ -17,6 +17,13 @@ var errTooSlow = errors.New("peer too slow: the messages waiting for it passed M
 // tooSlowReason is the reason of the close frame sent to such a peer.
 const tooSlowReason = "too slow to keep up"
 
+// sendState is a Conn's bound on what Send queues, and the queue, made by the first Send:
+// a Conn that never calls it spends 16 bytes on it.
+type sendState struct {
+	max int // MaxBuffered of the options; 0 or less for defaultMaxBuffered
+	q   atomic.Pointer[sendQueue]
+}
+
 // sendQueue holds the messages Send queued for a Conn. While it is not empty, a goroutine
 // writes them, in order, one message at a time under msgLock, as Write would; it ends
 // when the queue is empty. A goroutine that takes msgLock to write a message of its own
@@ -32,7 +39,7 @@ type sendQueue struct {
 	head    int
 	running bool  // a goroutine writes the queue, or is on its way to: set while msgs is not empty
 	err     error // the error of every Send once the bound was passed
-	max     int   // the bound; 0 for defaultMaxBuffered
+	max     int   // the bound: MaxBuffered, or defaultMaxBuffered
 	ctx     context.Context
 	cancel  context.CancelFunc // ends the writing goroutine's wait or write, once the bound was passed
 }
@@ -59,7 +66,7 @@ func (c *Conn) Send(m *PreparedMessage) error {
 	if m == nil {
 		return errNilPrepared
 	}
-	q := &c.sq
+	q := c.queue()
 	n := int64(len(m.payload()))
 	q.mu.Lock()
 	if q.err != nil {
@@ -105,15 +112,30 @@ func (c *Conn) Send(m *PreparedMessage) error {
 // Buffered returns the bytes of the messages Send queued that are not written yet,
 // counting payloads before compression, as a browser's WebSocket.bufferedAmount does. It
 // is safe to call at any time.
-func (c *Conn) Buffered() int { return int(c.sq.bytes.Load()) }
+func (c *Conn) Buffered() int {
+	if q := c.sq.q.Load(); q != nil {
+		return int(q.bytes.Load())
+	}
+	return 0
+}
+
+// queue returns the Conn's queue, making it on first use.
+func (c *Conn) queue() *sendQueue {
+	if q := c.sq.q.Load(); q != nil {
+		return q
+	}
+	q := &sendQueue{max: c.sq.max}
+	if q.max <= 0 {
+		q.max = defaultMaxBuffered
+	}
+	if !c.sq.q.CompareAndSwap(nil, q) {
+		return c.sq.q.Load()
+	}
+	return q
+}
 
 // limit returns the bound on the bytes waiting.
-func (q *sendQueue) limit() int {
-	if q.max > 0 {
-		return q.max
-	}
-	return defaultMaxBuffered
-}
+func (q *sendQueue) limit() int { return q.max }
 
 // clear drops every queued message. The caller holds q.mu.
 func (q *sendQueue) clear() {
@@ -126,7 +148,7 @@ func (q *sendQueue) clear() {
 // writeQueue is the goroutine Send starts: it writes the queue until it is empty, and
 // closes the Conn with 1008 if the bound was passed meanwhile.
 func (c *Conn) writeQueue() {
-	q := &c.sq
+	q := c.sq.q.Load()
 	ctx := q.ctx // set before the goroutine started, and never after
 	err := c.lock(ctx, &c.msgLock)
 	if err == nil {
@@ -152,7 +174,7 @@ func (c *Conn) writeQueue() {
 // empty. A message that fails to go out stays first in the queue. The caller holds
 // msgLock.
 func (c *Conn) flushQueue(ctx context.Context, writer bool) error {
-	q := &c.sq
+	q := c.sq.q.Load()
 	for {
 		q.mu.Lock()
 		if q.err != nil {
@@ -197,7 +219,7 @@ func (c *Conn) lockMessage(ctx context.Context) error {
 	if err := c.lock(ctx, &c.msgLock); err != nil {
 		return err
 	}
-	if c.sq.count.Load() > 0 || c.sq.failed.Load() {
+	if q := c.sq.q.Load(); q != nil && (q.count.Load() > 0 || q.failed.Load()) {
 		if err := c.flushQueue(ctx, false); err != nil {
 			c.releaseBuffer()
 			c.msgLock.unlock()
