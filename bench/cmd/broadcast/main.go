@@ -5,6 +5,7 @@
 //
 //	go run ./cmd/broadcast [-libs ours-send,ours-prepared,gorilla,gws,gobwas,coder]
 //	    [-receivers 1000] [-messages 200] [-size 128] [-slow 0] [-interval 0]
+//	    [-callgrind [-profile PREFIX]]
 //
 // The servers run one at a time, each in a child process of its own (this command with
 // -server), so that the receivers' work is not in its CPU time. The receivers speak
@@ -34,19 +35,18 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	coder "github.com/coder/websocket"
 	"github.com/gobwas/ws"
 	gorilla "github.com/gorilla/websocket"
 	ours "github.com/hybi/websocket"
+	"github.com/hybi/websocket/bench/internal/load"
 	"github.com/lxzan/gws"
 )
 
@@ -60,6 +60,8 @@ func main() {
 	timeout := flag.Duration("timeout", 20*time.Second, "how long the receivers wait for the messages")
 	interval := flag.Duration("interval", 0, "time between two broadcasts; 0 sends them back to back")
 	lib := flag.String("lib", "", "the server's library (with -server)")
+	flag.BoolVar(&underCallgrind, "callgrind", false, "run each server under valgrind --tool=callgrind and count its instructions per delivery")
+	flag.StringVar(&profile, "profile", "", "with -callgrind, write the profile of each server's broadcasts to `PREFIX`.LIB")
 	flag.Parse()
 	if *size < 16 {
 		log.Fatal("-size must be at least 16")
@@ -68,7 +70,11 @@ func main() {
 		serve(*lib, *receivers, *messages, *size, *interval)
 		return
 	}
-	fmt.Printf("| server | receivers | size | slow | delivered | deliveries/s | server CPU ns/delivery | p50 | p99 |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	if underCallgrind {
+		fmt.Printf("| server | receivers | size | slow | delivered | instructions/delivery |\n|---|--:|--:|--:|--:|--:|\n")
+	} else {
+		fmt.Printf("| server | receivers | size | slow | delivered | deliveries/s | server CPU ns/delivery | p50 | p99 |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	}
 	for _, l := range strings.Split(*libs, ",") {
 		r, err := measure(l, *receivers, *messages, *size, *slow, *interval, *timeout)
 		if err != nil {
@@ -92,19 +98,18 @@ func payload(i, size int, now time.Time) []byte {
 
 // The server.
 
-// serve accepts receivers until there are n, waits for SIGUSR1, broadcasts the messages,
+// serve accepts receivers until there are n, waits for its start, broadcasts the messages,
 // and then waits to be killed.
 func serve(lib string, n, messages, size int, interval time.Duration) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
 	}
-	start := make(chan os.Signal, 1)
-	signal.Notify(start, syscall.SIGUSR1)
 	b := newBroadcaster(lib)
 	go http.Serve(ln, b.handler)
 	fmt.Printf("addr=%s\n", ln.Addr())
-	<-start
+	// A line on stdin starts the broadcasts (a signal would upset callgrind).
+	bufio.NewReader(os.Stdin).ReadString('\n')
 	// A receiver has its 101 answer before its handler keeps its connection.
 	for joined.Load() < int64(n) {
 		time.Sleep(time.Millisecond)
@@ -280,9 +285,23 @@ type result struct {
 	elapsed             time.Duration
 	cpu                 time.Duration
 	p50, p99            time.Duration
+	instructions        int64
 }
 
+// underCallgrind runs the servers under callgrind (-callgrind): with GOMAXPROCS=1 and
+// GODEBUG=asyncpreemptoff=1, as callgrind.sh does, its counters zeroed just before the
+// broadcasts and read once the receivers have them all.
+var underCallgrind bool
+
+// profile, with -callgrind, names the profiles written of each server's broadcasts, for
+// callgrind_annotate: PROFILE.LIB.
+var profile string
+
 func (r result) String() string {
+	if underCallgrind {
+		return fmt.Sprintf("| %s | %d | %d | %g %% | %d of %d | %.0f |", r.lib, r.receivers, r.size, r.slow,
+			r.delivered, r.expected, float64(r.instructions)/float64(max(r.delivered, 1)))
+	}
 	per := float64(r.cpu.Nanoseconds()) / float64(max(r.delivered, 1))
 	return fmt.Sprintf("| %s | %d | %d | %g %% | %d of %d | %.0f | %.0f | %v | %v |", r.lib, r.receivers, r.size, r.slow,
 		r.delivered, r.expected, float64(r.delivered)/r.elapsed.Seconds(), per, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond))
@@ -294,9 +313,24 @@ func measure(lib string, n, messages, size int, slowPct float64, interval, timeo
 	if err != nil {
 		return res, err
 	}
-	cmd := exec.Command(self, "-server", "-lib", lib, "-receivers", strconv.Itoa(n), "-messages", strconv.Itoa(messages), "-size", strconv.Itoa(size), "-interval", interval.String())
+	args := []string{self, "-server", "-lib", lib, "-receivers", strconv.Itoa(n), "-messages", strconv.Itoa(messages), "-size", strconv.Itoa(size), "-interval", interval.String()}
+	if underCallgrind {
+		out := "/dev/null"
+		if profile != "" {
+			out = profile + "." + lib
+		}
+		args = append([]string{"valgrind", "--tool=callgrind", "--callgrind-out-file=" + out}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	if underCallgrind {
+		cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "GODEBUG=asyncpreemptoff=1")
+	}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return res, err
+	}
+	in, err := cmd.StdinPipe()
 	if err != nil {
 		return res, err
 	}
@@ -334,8 +368,17 @@ func measure(lib string, n, messages, size int, slowPct float64, interval, timeo
 	if err != nil {
 		return res, err
 	}
+	cg := load.Callgrind{PID: cmd.Process.Pid}
+	if profile != "" {
+		cg.Dump = "broadcast"
+	}
+	if underCallgrind {
+		if err := cg.Zero(); err != nil {
+			return res, err
+		}
+	}
 	begin := time.Now()
-	cmd.Process.Signal(syscall.SIGUSR1)
+	io.WriteString(in, "go\n")
 	var lastMu sync.Mutex
 	last := begin
 	for i, r := range conns {
@@ -367,6 +410,11 @@ func measure(lib string, n, messages, size int, slowPct float64, interval, timeo
 		})
 	}
 	wg.Wait()
+	if underCallgrind {
+		if res.instructions, err = cg.Count(); err != nil {
+			return res, err
+		}
+	}
 	after, err := cpuTime(cmd.Process.Pid)
 	if err != nil {
 		return res, err
