@@ -396,6 +396,42 @@ func TestH2Conn(t *testing.T) {
 			},
 		},
 		{
+			// A parked Conn on a stream waits on a goroutine, as over TLS.
+			name: "parked",
+			server: func(c *Conn, _ *http.Request, _ <-chan struct{}) result {
+				ended := make(chan result, 1)
+				var park func(*Conn)
+				park = func(c *Conn) {
+					typ, p, err := c.Read(ctx)
+					if err == nil {
+						err = c.Write(ctx, typ, p)
+					}
+					if err == nil {
+						err = c.Park(park)
+					}
+					if err != nil {
+						ended <- result{err: err}
+					}
+				}
+				if err := c.Park(park); err != nil {
+					return result{err: err}
+				}
+				return <-ended
+			},
+			client: func(t *testing.T, c *Conn, _ chan<- struct{}, _ *h2Client) {
+				for _, m := range []string{"first", "second"} {
+					require.NoError(t, c.Write(ctx, MessageText, []byte(m)))
+					_, p, err := c.Read(ctx)
+					require.NoError(t, err)
+					assert.Equal(t, m, string(p))
+				}
+				require.NoError(t, c.Close(StatusNormalClosure, ""))
+			},
+			check: func(t *testing.T, res result) {
+				assert.Equal(t, StatusNormalClosure, CloseStatus(res.err))
+			},
+		},
+		{
 			// A context that ends a read waiting for the peer leaves the stream usable:
 			// net/http's own read deadline would have closed the request body for good.
 			name: "read cut by its context, then resumed",
