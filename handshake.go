@@ -134,14 +134,35 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	deflate, extensions, compress := acceptDeflate(r.Header.Values("Sec-WebSocket-Extensions"), opts.Compression)
 
 	var c *Conn
-	var err error
 	if isExtendedConnect(r) {
-		c, err = acceptStream(w, r, protocol, extensions, opts.ResponseHeader)
+		var err error
+		if c, err = acceptStream(w, r, protocol, extensions, opts.ResponseHeader); err != nil {
+			return nil, err
+		}
 	} else {
-		c, err = hijack(w, r, protocol, extensions, opts.ResponseHeader)
-	}
-	if err != nil {
-		return nil, err
+		// Written out here rather than in a function of its own: net/http's goroutine is
+		// deep in the handler already, and one more frame on the way to writeResponse
+		// made it grow its stack from 4 to 8 KiB on every handshake (about 30,000
+		// instructions).
+		nc, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return nil, refuse(w, &HandshakeError{http.StatusInternalServerError, "cannot take over the connection: " + err.Error()})
+		}
+		// The HTTP server's read and write timeouts must not cut the WebSocket connection.
+		nc.SetDeadline(time.Time{})
+		if err := writeResponse(nc, r.Header.Get("Sec-WebSocket-Key"), protocol, extensions, opts.ResponseHeader); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("websocket: writing the handshake response: %w", err)
+		}
+		c = newConn(nc, brw.Reader, false, protocol)
+		if netHTTPHijacker(w) {
+			// net/http refers to its connection's buffers while the handler runs, which is
+			// as long as the connection when it is served in the handler: 8 KiB a
+			// connection. newConn has copied what was read ahead, and net/http uses
+			// neither buffer after Hijack, so both can go. Another Hijacker's buffers are
+			// its own business.
+			releaseBuffers(brw)
+		}
 	}
 	if compress {
 		c.useDeflate(deflate)
@@ -152,31 +173,6 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	c.startKeepalive(opts.PingInterval, opts.PingTimeout, realClock{})
 	c.sq.max = opts.MaxBuffered
 	opts.Group.add(c)
-	return c, nil
-}
-
-// hijack takes the connection of an HTTP/1.1 request over, answers 101 on it and returns
-// a server Conn on it.
-func hijack(w http.ResponseWriter, r *http.Request, protocol, extensions string, extra http.Header) (*Conn, error) {
-	nc, brw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		return nil, refuse(w, &HandshakeError{http.StatusInternalServerError, "cannot take over the connection: " + err.Error()})
-	}
-	// The HTTP server's read and write timeouts must not cut the WebSocket connection.
-	nc.SetDeadline(time.Time{})
-
-	if err := writeResponse(nc, r.Header.Get("Sec-WebSocket-Key"), protocol, extensions, extra); err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("websocket: writing the handshake response: %w", err)
-	}
-	c := newConn(nc, brw.Reader, false, protocol)
-	if netHTTPHijacker(w) {
-		// net/http refers to its connection's buffers while the handler runs, which is as
-		// long as the connection when it is served in the handler: 8 KiB a connection.
-		// newConn has copied what was read ahead, and net/http uses neither buffer after
-		// Hijack, so both can go. Another Hijacker's buffers are its own business.
-		releaseBuffers(brw)
-	}
 	return c, nil
 }
 
