@@ -299,8 +299,11 @@
 // waiting, and drops them.
 //
 // Dial speaks HTTP/1.1 only. Go's HTTP/2 client can send an extended CONNECT (with
-// ":protocol" in Request.Header), but http.Transport refuses that header name before its
-// HTTP/2 code sees it, so no supported way leads there and Dial does not try.
+// ":protocol" in Request.Header, once the server's settings allow it), but
+// http.Transport's RoundTrip refuses that header name before its HTTP/2 code sees it, so
+// a WebSocket cannot be opened on a connection the Transport shares. (This package's
+// tests reach that code through the RoundTripper that Transport.TLSNextProto["h2"] makes
+// of a TLS connection dialed by hand.)
 //
 // # Many idle connections
 //
