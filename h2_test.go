@@ -50,9 +50,8 @@ func h2Server(t testing.TB, opts *AcceptOptions, serve func(*Conn, *http.Request
 // HTTP/2 code, which would send it), so the test reaches that code through the
 // transport's TLSNextProto hook, over a TLS connection of its own.
 type h2Dialer struct {
-	rt   http.RoundTripper
-	conn *tls.Conn
-	url  string
+	rt  http.RoundTripper
+	url string
 }
 
 func newH2Dialer(t testing.TB, srv *httptest.Server) *h2Dialer {
@@ -67,7 +66,7 @@ func newH2Dialer(t testing.TB, srv *httptest.Server) *h2Dialer {
 	require.Equal(t, "h2", tc.ConnectionState().NegotiatedProtocol)
 	next := tr.TLSNextProto["h2"]
 	require.NotNil(t, next, "the transport has no HTTP/2")
-	d := &h2Dialer{rt: next(addr, tc), conn: tc, url: srv.URL}
+	d := &h2Dialer{rt: next(addr, tc), url: srv.URL}
 	t.Cleanup(func() { tc.Close() })
 	return d
 }
@@ -312,17 +311,17 @@ func TestH2Conn(t *testing.T) {
 	tests := []struct {
 		name   string
 		opts   *AcceptOptions
-		server func(c *Conn, r *http.Request, next <-chan struct{}) result
-		client func(t *testing.T, c *Conn, next chan<- struct{}, hc *h2Client)
+		server func(c *Conn, r *http.Request) result
+		client func(t *testing.T, c *Conn, hc *h2Client)
 		check  func(t *testing.T, res result)
 	}{
 		{
 			name: "server closes first",
-			server: func(c *Conn, _ *http.Request, _ <-chan struct{}) result {
+			server: func(c *Conn, _ *http.Request) result {
 				require.NoError(t, c.Write(ctx, MessageText, []byte("bye soon")))
 				return result{err: c.Close(StatusGoingAway, "restarting")}
 			},
-			client: func(t *testing.T, c *Conn, _ chan<- struct{}, _ *h2Client) {
+			client: func(t *testing.T, c *Conn, _ *h2Client) {
 				_, p, err := c.Read(ctx)
 				require.NoError(t, err)
 				assert.Equal(t, "bye soon", string(p))
@@ -338,12 +337,12 @@ func TestH2Conn(t *testing.T) {
 		},
 		{
 			name: "read limit",
-			server: func(c *Conn, _ *http.Request, _ <-chan struct{}) result {
+			server: func(c *Conn, _ *http.Request) result {
 				c.SetReadLimit(1000)
 				_, _, err := c.Read(ctx)
 				return result{err: err}
 			},
-			client: func(t *testing.T, c *Conn, _ chan<- struct{}, _ *h2Client) {
+			client: func(t *testing.T, c *Conn, _ *h2Client) {
 				require.NoError(t, c.Write(ctx, MessageBinary, make([]byte, 1001)))
 				_, _, err := c.Read(ctx)
 				assert.Equal(t, StatusMessageTooBig, CloseStatus(err))
@@ -354,7 +353,7 @@ func TestH2Conn(t *testing.T) {
 		},
 		{
 			name: "server pings",
-			server: func(c *Conn, _ *http.Request, _ <-chan struct{}) result {
+			server: func(c *Conn, _ *http.Request) result {
 				done := make(chan error, 1)
 				go func() { _, _, err := c.Read(ctx); done <- err }()
 				err := c.Ping(ctx)
@@ -364,7 +363,7 @@ func TestH2Conn(t *testing.T) {
 				<-done
 				return result{err: err}
 			},
-			client: func(t *testing.T, c *Conn, _ chan<- struct{}, _ *h2Client) {
+			client: func(t *testing.T, c *Conn, _ *h2Client) {
 				_, p, err := c.Read(ctx)
 				require.NoError(t, err)
 				assert.Equal(t, "pinged", string(p))
@@ -376,10 +375,10 @@ func TestH2Conn(t *testing.T) {
 			// The answers to pipelined messages leave together, in one flush.
 			name: "coalesced writes",
 			opts: &AcceptOptions{CoalesceWrites: true},
-			server: func(c *Conn, _ *http.Request, _ <-chan struct{}) result {
+			server: func(c *Conn, _ *http.Request) result {
 				return result{err: echo(c)}
 			},
-			client: func(t *testing.T, c *Conn, _ chan<- struct{}, hc *h2Client) {
+			client: func(t *testing.T, c *Conn, hc *h2Client) {
 				// Three messages in one write of the stream, which the server reads from
 				// one buffer, holding its answers until it has.
 				_, err := hc.Write(confWire{masked: true}.encode(confText("a"), confText("b"), confText("c")))
@@ -398,7 +397,7 @@ func TestH2Conn(t *testing.T) {
 		{
 			// A parked Conn on a stream waits on a goroutine, as over TLS.
 			name: "parked",
-			server: func(c *Conn, _ *http.Request, _ <-chan struct{}) result {
+			server: func(c *Conn, _ *http.Request) result {
 				ended := make(chan result, 1)
 				var park func(*Conn)
 				park = func(c *Conn) {
@@ -418,7 +417,7 @@ func TestH2Conn(t *testing.T) {
 				}
 				return <-ended
 			},
-			client: func(t *testing.T, c *Conn, _ chan<- struct{}, _ *h2Client) {
+			client: func(t *testing.T, c *Conn, _ *h2Client) {
 				for _, m := range []string{"first", "second"} {
 					require.NoError(t, c.Write(ctx, MessageText, []byte(m)))
 					_, p, err := c.Read(ctx)
@@ -435,7 +434,7 @@ func TestH2Conn(t *testing.T) {
 			// A context that ends a read waiting for the peer leaves the stream usable:
 			// net/http's own read deadline would have closed the request body for good.
 			name: "read cut by its context, then resumed",
-			server: func(c *Conn, _ *http.Request, _ <-chan struct{}) result {
+			server: func(c *Conn, _ *http.Request) result {
 				short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 				defer cancel()
 				_, _, err := c.Read(short)
@@ -451,7 +450,7 @@ func TestH2Conn(t *testing.T) {
 				}
 				return result{msg: string(p), err: c.Close(StatusNormalClosure, "")}
 			},
-			client: func(t *testing.T, c *Conn, _ chan<- struct{}, _ *h2Client) {
+			client: func(t *testing.T, c *Conn, _ *h2Client) {
 				_, p, err := c.Read(ctx)
 				require.NoError(t, err)
 				require.Equal(t, "now send", string(p))
@@ -467,7 +466,7 @@ func TestH2Conn(t *testing.T) {
 		{
 			// A context that ends after its write is done must not harm the stream.
 			name: "write context ending after the write",
-			server: func(c *Conn, _ *http.Request, _ <-chan struct{}) result {
+			server: func(c *Conn, _ *http.Request) result {
 				for _, m := range []string{"one", "two"} {
 					wctx, cancel := context.WithCancel(ctx)
 					err := c.Write(wctx, MessageText, []byte(m))
@@ -479,7 +478,7 @@ func TestH2Conn(t *testing.T) {
 				_, _, err := c.Read(ctx)
 				return result{err: err}
 			},
-			client: func(t *testing.T, c *Conn, _ chan<- struct{}, _ *h2Client) {
+			client: func(t *testing.T, c *Conn, _ *h2Client) {
 				for _, m := range []string{"one", "two"} {
 					_, p, err := c.Read(ctx)
 					require.NoError(t, err)
@@ -495,13 +494,13 @@ func TestH2Conn(t *testing.T) {
 			// A write blocked by flow control (the client reads nothing) returns when its
 			// context ends, by resetting the stream.
 			name: "write blocked by flow control, cut by its context",
-			server: func(c *Conn, _ *http.Request, next <-chan struct{}) result {
+			server: func(c *Conn, _ *http.Request) result {
 				short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 				defer cancel()
 				err := c.Write(short, MessageBinary, make([]byte, 16<<20))
 				return result{err: err}
 			},
-			client: func(t *testing.T, c *Conn, _ chan<- struct{}, _ *h2Client) {
+			client: func(t *testing.T, c *Conn, _ *h2Client) {
 				// Read nothing until the server gave up: the result comes first.
 			},
 			check: func(t *testing.T, res result) {
@@ -513,15 +512,14 @@ func TestH2Conn(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			results := make(chan result, 1)
-			next := make(chan struct{})
 			srv := h2Server(t, tt.opts, func(c *Conn, r *http.Request) {
-				results <- tt.server(c, r, next)
+				results <- tt.server(c, r)
 			})
 			c, _, hc := newH2Dialer(t, srv).dial(t, CompressionDisabled, nil)
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				tt.client(t, c, next, hc)
+				tt.client(t, c, hc)
 			}()
 			tt.check(t, <-results)
 			<-done
