@@ -35,8 +35,8 @@ var errParkBusy = errors.New("websocket: Park called while a read or another Par
 // On Linux, a parked Conn over TCP or a Unix socket costs no goroutine and no buffer: the
 // socket waits in an epoll set that one goroutine of the package serves for all parked
 // Conns. On other systems, and on connections that do not expose their socket (TLS,
-// whose record layer may hold bytes the socket no longer shows; net.Pipe), each parked
-// Conn waits on a goroutine of its own, as a Read would.
+// whose record layer may hold bytes the socket no longer shows; HTTP/2 streams;
+// net.Pipe), each parked Conn waits on a goroutine of its own, as a Read would.
 func (c *Conn) Park(fn func(*Conn)) error {
 	if c.isClosed() {
 		return c.closedErr()
