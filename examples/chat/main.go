@@ -32,31 +32,26 @@ package main
 
 import (
 	"context"
-	"embed"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
-)
 
-//go:embed index.html
-var static embed.FS
+	"github.com/hybi/websocket/examples/chat/internal/chat"
+)
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
-	history := flag.Int("history", defaults.history, "messages each room keeps for newcomers and for pages that reconnect")
+	history := flag.Int("history", chat.Defaults.History, "messages each room keeps for newcomers and for pages that reconnect")
 	flag.Parse()
 	if *history < 0 {
 		log.Fatal("-history must not be negative")
 	}
-	cfg := defaults
-	cfg.history = *history
+	cfg := chat.Defaults
+	cfg.History = *history
 
 	// Listen before printing, so that the printed address is the real one even with
 	// port 0.
@@ -68,42 +63,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	h := newHub(cfg)
-	srv := &http.Server{
-		Handler: newHandler(h),
-		// net/http sets no time limit on the request head, and a 1 MiB size limit: a
-		// client sending its handshake a byte a second would hold a goroutine forever.
-		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	select {
-	case err := <-served:
+	if err := chat.Serve(ctx, l, chat.NewHub(cfg, chat.NewMemory(cfg))); err != nil {
 		log.Fatal(err)
-	case <-ctx.Done():
 	}
-
-	log.Print("shutting down")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	// Shutdown stops listening and waits for plain HTTP requests; the WebSocket
-	// connections, which it no longer tracks, are the hub's to close.
-	if err := srv.Shutdown(ctx); err != nil {
-		log.Print(err)
-	}
-	if err := h.shutdown(ctx); err != nil {
-		log.Print(err)
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		log.Print(err)
-	}
-}
-
-// newHandler returns the page at / and the chat endpoint at /ws.
-func newHandler(h *hub) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /", http.FileServerFS(static))
-	mux.HandleFunc("GET /ws", h.serveWS)
-	return mux
 }

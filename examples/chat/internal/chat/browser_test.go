@@ -1,4 +1,4 @@
-package main
+package chat
 
 import (
 	"context"
@@ -21,9 +21,9 @@ import (
 func TestBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	h := newHub(defaults)
+	h := NewHub(Defaults, NewMemory(Defaults))
 	var refusing atomic.Bool
-	handler := newHandler(h)
+	handler := h.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/ws" && refusing.Load() {
 			http.Error(w, "try again later", http.StatusServiceUnavailable)
@@ -34,7 +34,7 @@ func TestBrowser(t *testing.T) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		assert.NoError(t, h.shutdown(ctx))
+		assert.NoError(t, h.Shutdown(ctx))
 		srv.Close()
 	})
 
@@ -92,17 +92,18 @@ func requireLines(ctx context.Context, t *testing.T, p *chromium.Page, want ...s
 
 // cutConnection closes the connection of the named member of a room without a closing
 // handshake. It reports whether it found the member.
-func cutConnection(h *hub, room, name string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	r := h.rooms[room]
+func cutConnection(h *Hub, room, name string) bool {
+	b := h.broker.(*memory)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.rooms[room]
 	if r == nil {
 		return false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for c := range r.members {
-		if c.name == name {
+	for m := range r.members {
+		if c := m.(*client); c.name == name {
 			c.conn.CloseNow()
 			return true
 		}

@@ -1,4 +1,4 @@
-package main
+package chat
 
 import (
 	"context"
@@ -53,25 +53,18 @@ func (l *limiter) allow(now time.Time) bool {
 	return true
 }
 
-// joinRequest is what a client asks for in the query of /ws.
-type joinRequest struct {
-	room, name string
-	epoch      string // the epoch of the room when the client was last in it, if it was
-	after      int64  // the last message the client has, in that epoch
-}
-
 // parseJoin reads and checks the query of /ws: room (default lobby), name, and, from a
 // client that reconnects, epoch and after.
-func parseJoin(r *http.Request) (joinRequest, error) {
+func parseJoin(r *http.Request) (JoinRequest, error) {
 	q := r.URL.Query()
-	j := joinRequest{room: q.Get("room"), name: q.Get("name"), epoch: q.Get("epoch")}
-	if j.room == "" {
-		j.room = "lobby"
+	j := JoinRequest{Room: q.Get("room"), Name: q.Get("name"), Epoch: q.Get("epoch")}
+	if j.Room == "" {
+		j.Room = "lobby"
 	}
-	if err := checkName("room", j.room); err != nil {
+	if err := checkName("room", j.Room); err != nil {
 		return j, err
 	}
-	if err := checkName("name", j.name); err != nil {
+	if err := checkName("name", j.Name); err != nil {
 		return j, err
 	}
 	if s := q.Get("after"); s != "" {
@@ -79,7 +72,7 @@ func parseJoin(r *http.Request) (joinRequest, error) {
 		if err != nil || n < 0 {
 			return j, fmt.Errorf("after is %q, not a message number", s)
 		}
-		j.after = n
+		j.After = n
 	}
 	return j, nil
 }
@@ -109,7 +102,7 @@ func checkName(what, s string) error {
 }
 
 // serveWS serves one chat connection: GET /ws?room=R&name=N[&epoch=E&after=ID].
-func (h *hub) serveWS(w http.ResponseWriter, r *http.Request) {
+func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 	j, err := parseJoin(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -123,34 +116,34 @@ func (h *hub) serveWS(w http.ResponseWriter, r *http.Request) {
 
 	// The Group closes the connection with 1001 when the hub shuts down. MaxBuffered is
 	// how far behind the client may fall before its Conn closes it with 1008.
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Group: &h.group, MaxBuffered: h.cfg.queue})
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Group: &h.group, MaxBuffered: h.cfg.Queue})
 	if err != nil {
 		return // Accept has answered with an HTTP error
 	}
 	defer conn.CloseNow()
-	conn.SetReadLimit(maxText)
+	conn.SetReadLimit(MaxText)
 
-	c := newClient(j.name, conn, h.cfg)
-	rm := h.join(j, c)
-	if rm == nil {
-		conn.Close(websocket.StatusGoingAway, "the server is shutting down")
+	c := newClient(j.Name, conn, h.cfg)
+	if err := h.broker.Join(r.Context(), j, c); err != nil {
+		log.Printf("%s could not join %s: %v", c.name, j.Room, err)
+		conn.Close(websocket.StatusTryAgainLater, "the rooms are out of reach")
 		return
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { c.keepAlive(h.cfg.pingEvery, h.cfg.pongWithin) })
+	wg.Go(func() { c.keepAlive(h.cfg.PingEvery, h.cfg.PongWithin) })
 
-	err = c.readLoop(rm)
-	h.leave(rm, c)
+	err = c.readLoop(h.broker, j.Room)
+	h.broker.Leave(j.Room, c)
 	// Stops the pings and closes the connection with the code and reason of the drop. If
 	// the peer closed, or the connection failed or was closed by the Group or for being
 	// too slow, the Conn is closed already and this sends nothing.
 	c.drop(websocket.StatusNormalClosure, "")
 	c.closeDropped()
 	wg.Wait()
-	log.Printf("%s left %s: %v", c.name, rm.name, err)
+	log.Printf("%s left %s: %v", c.name, j.Room, err)
 }
 
-func newClient(name string, conn *websocket.Conn, cfg config) *client {
+func newClient(name string, conn *websocket.Conn, cfg Config) *client {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &client{
 		name:    name,
@@ -158,14 +151,17 @@ func newClient(name string, conn *websocket.Conn, cfg config) *client {
 		ctx:     ctx,
 		cancel:  cancel,
 		dropped: make(chan struct{}),
-		limit:   limiter{rate: cfg.rate, burst: float64(cfg.burst), tokens: float64(cfg.burst), last: time.Now()},
+		limit:   limiter{rate: cfg.Rate, burst: float64(cfg.Burst), tokens: float64(cfg.Burst), last: time.Now()},
 	}
 }
 
-// deliver queues ev for c, and reports whether it could. A client that has fallen more
+// Name is the name c joined with.
+func (c *client) Name() string { return c.name }
+
+// Deliver queues ev for c, and reports whether it could. A client that has fallen more
 // than the hub's queue behind is too slow: its Conn drops what waits, closes with 1008
 // (policy violation), and Send fails. Waiting for it would hold up the whole room.
-func (c *client) deliver(ev *websocket.PreparedMessage) bool {
+func (c *client) Deliver(ev *websocket.PreparedMessage) bool {
 	return c.conn.Send(ev) == nil
 }
 
@@ -186,7 +182,7 @@ var (
 
 // readLoop publishes every chat line c sends until the connection ends, and returns
 // the error that ended it.
-func (c *client) readLoop(r *room) error {
+func (c *client) readLoop(b Broker, room string) error {
 	ctx := context.Background() // the reader stops when the connection closes
 	for {
 		typ, p, err := c.conn.Read(ctx)
@@ -203,7 +199,11 @@ func (c *client) readLoop(r *room) error {
 			return errTooFast
 		}
 		if len(p) > 0 {
-			r.publish(c, string(p))
+			if err := b.Publish(ctx, room, c, string(p)); err != nil {
+				// The line is lost, and the client is told: it may send it again.
+				c.Deliver(Encode(Event{Type: "notice", Text: "your line was not sent: the room is out of reach"}))
+				log.Printf("%s: %v", c.name, err)
+			}
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package chat
 
 import (
 	"context"
@@ -23,17 +23,17 @@ import (
 func TestMain(m *testing.M) { leak.Main(m) }
 
 // testConfig keeps a short history and queue (8 KiB), and pings too seldom to matter.
-var testConfig = config{history: 3, queue: 8 << 10, pingEvery: time.Hour, pongWithin: time.Hour}
+var testConfig = Config{History: 3, Queue: 8 << 10, PingEvery: time.Hour, PongWithin: time.Hour}
 
 // serve runs a hub with cfg behind a test server bound to 127.0.0.1. When the test
 // ends, the hub is shut down, which waits for every connection to be done.
-func serve(t *testing.T, cfg config) (*hub, *httptest.Server) {
-	h := newHub(cfg)
-	srv := httptest.NewServer(newHandler(h))
+func serve(t *testing.T, cfg Config) (*Hub, *httptest.Server) {
+	h := NewHub(cfg, NewMemory(cfg))
+	srv := httptest.NewServer(h.Handler())
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		assert.NoError(t, h.shutdown(ctx))
+		assert.NoError(t, h.Shutdown(ctx))
 		srv.Close()
 	})
 	return h, srv
@@ -47,18 +47,18 @@ func wsURL(srv *httptest.Server, query string) string {
 // answers the server's pings.
 type peer struct {
 	conn   *websocket.Conn
-	events chan event
+	events chan Event
 	done   chan struct{} // closed when the reader has ended, with err
 	err    error
 }
 
 // join connects to the chat with the given query and returns the peer once it has its
 // welcome.
-func join(ctx context.Context, t *testing.T, srv *httptest.Server, query string) (*peer, event) {
+func join(ctx context.Context, t *testing.T, srv *httptest.Server, query string) (*peer, Event) {
 	t.Helper()
 	c, _, err := websocket.Dial(ctx, wsURL(srv, query), nil)
 	require.NoError(t, err)
-	p := &peer{conn: c, events: make(chan event, 1<<16), done: make(chan struct{})}
+	p := &peer{conn: c, events: make(chan Event, 1<<16), done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
 		for {
@@ -67,7 +67,7 @@ func join(ctx context.Context, t *testing.T, srv *httptest.Server, query string)
 				p.err = err
 				return
 			}
-			var ev event
+			var ev Event
 			if err := json.Unmarshal(b, &ev); typ != websocket.MessageText || err != nil {
 				p.err = fmt.Errorf("not a JSON text message: %v %q", typ, b)
 				c.CloseNow()
@@ -87,7 +87,7 @@ func join(ctx context.Context, t *testing.T, srv *httptest.Server, query string)
 }
 
 // next returns the peer's next event.
-func (p *peer) next(ctx context.Context, t *testing.T) event {
+func (p *peer) next(ctx context.Context, t *testing.T) Event {
 	t.Helper()
 	select {
 	case ev := <-p.events:
@@ -95,13 +95,13 @@ func (p *peer) next(ctx context.Context, t *testing.T) event {
 	case <-ctx.Done():
 		t.Fatalf("no event: %v", ctx.Err())
 	}
-	return event{}
+	return Event{}
 }
 
 // nextN returns the peer's next n events.
-func (p *peer) nextN(ctx context.Context, t *testing.T, n int) []event {
+func (p *peer) nextN(ctx context.Context, t *testing.T, n int) []Event {
 	t.Helper()
-	var evs []event
+	var evs []Event
 	for range n {
 		evs = append(evs, p.next(ctx, t))
 	}
@@ -131,12 +131,12 @@ func pair(ctx context.Context, t *testing.T, srv *httptest.Server) (ann, bob *pe
 	t.Helper()
 	ann, welcome := join(ctx, t, srv, "room=go&name=ann")
 	bob, _ = join(ctx, t, srv, "room=go&name=bob")
-	require.Equal(t, event{Type: "join", Name: "bob"}, ann.next(ctx, t))
+	require.Equal(t, Event{Type: "join", Name: "bob"}, ann.next(ctx, t))
 	return ann, bob, welcome.Epoch
 }
 
-func message(id int64, name, text string) event {
-	return event{Type: "message", ID: id, Name: name, Text: text}
+func message(id int64, name, text string) Event {
+	return Event{Type: "message", ID: id, Name: name, Text: text}
 }
 
 func testContext(t *testing.T) context.Context {
@@ -153,7 +153,7 @@ func TestBroadcast(t *testing.T) {
 	assert.Equal(t, []string{"ann"}, welcome.Members)
 	bob, welcome := join(ctx, t, srv, "room=go&name=bob")
 	assert.ElementsMatch(t, []string{"ann", "bob"}, welcome.Members)
-	assert.Equal(t, event{Type: "join", Name: "bob"}, ann.next(ctx, t))
+	assert.Equal(t, Event{Type: "join", Name: "bob"}, ann.next(ctx, t))
 	cat, welcome := join(ctx, t, srv, "room=rust&name=cat")
 	assert.Equal(t, []string{"cat"}, welcome.Members)
 
@@ -170,7 +170,7 @@ func TestBroadcast(t *testing.T) {
 	assert.Equal(t, message(1, "cat", "meow"), cat.next(ctx, t))
 
 	require.NoError(t, bob.conn.Close(websocket.StatusNormalClosure, "bye"))
-	assert.Equal(t, event{Type: "leave", Name: "bob"}, ann.next(ctx, t))
+	assert.Equal(t, Event{Type: "leave", Name: "bob"}, ann.next(ctx, t))
 }
 
 // TestHistory checks what a client gets after its welcome: a newcomer gets the history,
@@ -180,15 +180,15 @@ func TestHistory(t *testing.T) {
 	tests := []struct {
 		name  string
 		query string // added to room=go&name=bob; EPOCH is replaced with the room's
-		want  []event
+		want  []Event
 	}{
-		{"newcomer", "", []event{message(3, "ann", "m3"), message(4, "ann", "m4"), message(5, "ann", "m5")}},
-		{"back after 4", "epoch=EPOCH&after=4", []event{message(5, "ann", "m5")}},
-		{"back after 2: nothing lost", "epoch=EPOCH&after=2", []event{message(3, "ann", "m3"), message(4, "ann", "m4"), message(5, "ann", "m5")}},
-		{"back after 1: m2 is lost", "epoch=EPOCH&after=1", []event{{Type: "gap"}, message(3, "ann", "m3"), message(4, "ann", "m4"), message(5, "ann", "m5")}},
+		{"newcomer", "", []Event{message(3, "ann", "m3"), message(4, "ann", "m4"), message(5, "ann", "m5")}},
+		{"back after 4", "epoch=EPOCH&after=4", []Event{message(5, "ann", "m5")}},
+		{"back after 2: nothing lost", "epoch=EPOCH&after=2", []Event{message(3, "ann", "m3"), message(4, "ann", "m4"), message(5, "ann", "m5")}},
+		{"back after 1: m2 is lost", "epoch=EPOCH&after=1", []Event{{Type: "gap"}, message(3, "ann", "m3"), message(4, "ann", "m4"), message(5, "ann", "m5")}},
 		{"back after the last", "epoch=EPOCH&after=5", nil},
-		{"back from another life of the room", "epoch=old&after=9", []event{{Type: "gap"}, message(3, "ann", "m3"), message(4, "ann", "m4"), message(5, "ann", "m5")}},
-		{"back from another life, having seen nothing", "epoch=old&after=0", []event{message(3, "ann", "m3"), message(4, "ann", "m4"), message(5, "ann", "m5")}},
+		{"back from another life of the room", "epoch=old&after=9", []Event{{Type: "gap"}, message(3, "ann", "m3"), message(4, "ann", "m4"), message(5, "ann", "m5")}},
+		{"back from another life, having seen nothing", "epoch=old&after=0", []Event{message(3, "ann", "m3"), message(4, "ann", "m4"), message(5, "ann", "m5")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -213,22 +213,22 @@ func TestHistory(t *testing.T) {
 // TestReconnect has a client leave and come back: it gets what was said meanwhile, once.
 func TestReconnect(t *testing.T) {
 	ctx := testContext(t)
-	_, srv := serve(t, config{history: 100, queue: 8 << 10, pingEvery: time.Hour, pongWithin: time.Hour})
+	_, srv := serve(t, Config{History: 100, Queue: 8 << 10, PingEvery: time.Hour, PongWithin: time.Hour})
 
 	ann, bob, epoch := pair(ctx, t, srv)
 	ann.send(ctx, t, "one")
 	require.Equal(t, message(1, "ann", "one"), bob.next(ctx, t))
 	bob.conn.CloseNow() // as a network that fails does
 	require.Equal(t, message(1, "ann", "one"), ann.next(ctx, t))
-	require.Equal(t, event{Type: "leave", Name: "bob"}, ann.next(ctx, t))
+	require.Equal(t, Event{Type: "leave", Name: "bob"}, ann.next(ctx, t))
 
 	ann.send(ctx, t, "two")
 	ann.send(ctx, t, "three")
-	require.Equal(t, []event{message(2, "ann", "two"), message(3, "ann", "three")}, ann.nextN(ctx, t, 2))
+	require.Equal(t, []Event{message(2, "ann", "two"), message(3, "ann", "three")}, ann.nextN(ctx, t, 2))
 	bob, _ = join(ctx, t, srv, "room=go&name=bob&after=1&epoch="+epoch)
 	bob.send(ctx, t, "back")
-	assert.Equal(t, []event{message(2, "ann", "two"), message(3, "ann", "three"), message(4, "bob", "back")}, bob.nextN(ctx, t, 3))
-	assert.Equal(t, []event{{Type: "join", Name: "bob"}, message(4, "bob", "back")}, ann.nextN(ctx, t, 2))
+	assert.Equal(t, []Event{message(2, "ann", "two"), message(3, "ann", "three"), message(4, "bob", "back")}, bob.nextN(ctx, t, 3))
+	assert.Equal(t, []Event{{Type: "join", Name: "bob"}, message(4, "bob", "back")}, ann.nextN(ctx, t, 2))
 }
 
 // TestSlowClientIsDropped has a client that never reads: once the server cannot send it
@@ -236,7 +236,7 @@ func TestReconnect(t *testing.T) {
 // others.
 func TestSlowClientIsDropped(t *testing.T) {
 	ctx := testContext(t)
-	_, srv := serve(t, config{history: 0, queue: 4 << 10, pingEvery: time.Hour, pongWithin: time.Hour})
+	_, srv := serve(t, Config{History: 0, Queue: 4 << 10, PingEvery: time.Hour, PongWithin: time.Hour})
 
 	ann, bob, _ := pair(ctx, t, srv)
 	// The slow client's receive buffer is small, so that what the kernel holds for it
@@ -255,13 +255,13 @@ func TestSlowClientIsDropped(t *testing.T) {
 	slow, _, err := websocket.Dial(ctx, wsURL(srv, "room=go&name=slow"), smallBuffer)
 	require.NoError(t, err)
 	defer slow.CloseNow()
-	require.Equal(t, event{Type: "join", Name: "slow"}, ann.next(ctx, t))
-	require.Equal(t, event{Type: "join", Name: "slow"}, bob.next(ctx, t))
+	require.Equal(t, Event{Type: "join", Name: "slow"}, ann.next(ctx, t))
+	require.Equal(t, Event{Type: "join", Name: "slow"}, bob.next(ctx, t))
 
 	// Ann sends until the server gives up on the slow client, and waits for each message
 	// to reach her and Bob before the next: they keep up. 20 MB is far past what the
 	// kernel buffers.
-	line := strings.Repeat("x", maxText)
+	line := strings.Repeat("x", MaxText)
 	left := map[*peer]bool{}
 	for id := int64(1); len(left) == 0; id++ {
 		require.Less(t, id, int64(20_000), "the slow client was never dropped")
@@ -299,14 +299,14 @@ func TestSlowClientIsDropped(t *testing.T) {
 // disconnects it, and keeps the client that answers.
 func TestKeepAlive(t *testing.T) {
 	ctx := testContext(t)
-	_, srv := serve(t, config{history: 3, queue: 8 << 10, pingEvery: 10 * time.Millisecond, pongWithin: time.Second})
+	_, srv := serve(t, Config{History: 3, Queue: 8 << 10, PingEvery: 10 * time.Millisecond, PongWithin: time.Second})
 
 	ann, _ := join(ctx, t, srv, "room=go&name=ann")
 	mute, _, err := websocket.Dial(ctx, wsURL(srv, "room=go&name=mute"), nil)
 	require.NoError(t, err)
 	defer mute.CloseNow()
-	require.Equal(t, event{Type: "join", Name: "mute"}, ann.next(ctx, t))
-	require.Equal(t, event{Type: "leave", Name: "mute"}, ann.next(ctx, t))
+	require.Equal(t, Event{Type: "join", Name: "mute"}, ann.next(ctx, t))
+	require.Equal(t, Event{Type: "leave", Name: "mute"}, ann.next(ctx, t))
 
 	// Ann has answered every ping meanwhile, and is still there.
 	ann.send(ctx, t, "still here")
@@ -328,13 +328,13 @@ func TestKeepAlive(t *testing.T) {
 func TestTooManyLines(t *testing.T) {
 	ctx := testContext(t)
 	// Three lines at once, and next to nothing after that.
-	_, srv := serve(t, config{history: 3, queue: 8 << 10, pingEvery: time.Hour, pongWithin: time.Hour, rate: 1e-9, burst: 3})
+	_, srv := serve(t, Config{History: 3, Queue: 8 << 10, PingEvery: time.Hour, PongWithin: time.Hour, Rate: 1e-9, Burst: 3})
 	ann, bob, _ := pair(ctx, t, srv)
 	for i := 1; i <= 4; i++ {
 		bob.send(ctx, t, fmt.Sprintf("line %d", i))
 	}
 	assert.Equal(t, websocket.StatusPolicyViolation, websocket.CloseStatus(bob.ended(ctx, t)))
-	assert.Equal(t, []event{message(1, "bob", "line 1"), message(2, "bob", "line 2"), message(3, "bob", "line 3"), {Type: "leave", Name: "bob"}},
+	assert.Equal(t, []Event{message(1, "bob", "line 1"), message(2, "bob", "line 2"), message(3, "bob", "line 3"), {Type: "leave", Name: "bob"}},
 		ann.nextN(ctx, t, 4))
 }
 
@@ -348,7 +348,7 @@ func TestBadMessages(t *testing.T) {
 		want websocket.StatusCode
 	}{
 		{"binary", websocket.MessageBinary, []byte("hello"), websocket.StatusUnsupportedData},
-		{"too long", websocket.MessageText, []byte(strings.Repeat("x", maxText+1)), websocket.StatusMessageTooBig},
+		{"too long", websocket.MessageText, []byte(strings.Repeat("x", MaxText+1)), websocket.StatusMessageTooBig},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -358,7 +358,7 @@ func TestBadMessages(t *testing.T) {
 
 			require.NoError(t, bob.conn.Write(ctx, tt.typ, tt.p))
 			assert.Equal(t, tt.want, websocket.CloseStatus(bob.ended(ctx, t)))
-			assert.Equal(t, event{Type: "leave", Name: "bob"}, ann.next(ctx, t))
+			assert.Equal(t, Event{Type: "leave", Name: "bob"}, ann.next(ctx, t))
 		})
 	}
 }
@@ -398,13 +398,14 @@ func TestShutdown(t *testing.T) {
 	ann, _ := join(ctx, t, srv, "room=go&name=ann")
 	cat, _ := join(ctx, t, srv, "room=rust&name=cat")
 
-	require.NoError(t, h.shutdown(ctx))
+	require.NoError(t, h.Shutdown(ctx))
 	for _, p := range []*peer{ann, cat} {
 		assert.Equal(t, websocket.StatusGoingAway, websocket.CloseStatus(p.ended(ctx, t)))
 	}
-	h.mu.Lock()
-	assert.Empty(t, h.rooms)
-	h.mu.Unlock()
+	b := h.broker.(*memory)
+	b.mu.Lock()
+	assert.Empty(t, b.rooms)
+	b.mu.Unlock()
 
 	_, resp, err := websocket.Dial(ctx, wsURL(srv, "room=go&name=ann"), nil)
 	require.Error(t, err)
