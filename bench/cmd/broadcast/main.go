@@ -17,11 +17,14 @@
 // is closed with 1008 once MaxBuffered, 1 MiB, is behind); ours-prepared is
 // Conn.WritePrepared in a loop; gorilla is its PreparedMessage; gws its Broadcaster;
 // gobwas a frame compiled once with ws.CompileFrame and written to each net.Conn; coder
-// Conn.Write in a loop. No compression.
+// Conn.Write in a loop. With -deflate, each compresses as it documents, without context
+// takeover.
 package main
 
 import (
 	"bufio"
+	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -44,6 +47,7 @@ import (
 
 	coder "github.com/coder/websocket"
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 	gorilla "github.com/gorilla/websocket"
 	ours "github.com/hybi/websocket"
 	"github.com/hybi/websocket/bench/internal/load"
@@ -60,6 +64,7 @@ func main() {
 	timeout := flag.Duration("timeout", 20*time.Second, "how long the receivers wait for the messages")
 	interval := flag.Duration("interval", 0, "time between two broadcasts; 0 sends them back to back")
 	lib := flag.String("lib", "", "the server's library (with -server)")
+	flag.BoolVar(&deflate, "deflate", false, "negotiate permessage-deflate without context takeover; the receivers inflate")
 	flag.BoolVar(&underCallgrind, "callgrind", false, "run each server under valgrind --tool=callgrind and count its instructions per delivery")
 	flag.StringVar(&profile, "profile", "", "with -callgrind, write the profile of each server's broadcasts to `PREFIX`.LIB")
 	flag.Parse()
@@ -173,7 +178,11 @@ func newBroadcaster(lib string) *broadcaster {
 	case "ours-send", "ours-prepared":
 		var reg registry[*ours.Conn]
 		b := &broadcaster{handler: func(w http.ResponseWriter, r *http.Request) {
-			c, err := ours.Accept(w, r, nil)
+			opts := &ours.AcceptOptions{}
+			if deflate {
+				opts.Compression = ours.CompressionNoContextTakeover
+			}
+			c, err := ours.Accept(w, r, opts)
 			if err != nil {
 				return
 			}
@@ -200,7 +209,7 @@ func newBroadcaster(lib string) *broadcaster {
 		return b
 	case "gorilla":
 		var reg registry[*gorilla.Conn]
-		up := gorilla.Upgrader{WriteBufferPool: &sync.Pool{}, CheckOrigin: func(*http.Request) bool { return true }}
+		up := gorilla.Upgrader{WriteBufferPool: &sync.Pool{}, CheckOrigin: func(*http.Request) bool { return true }, EnableCompression: deflate}
 		return &broadcaster{
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				c, err := up.Upgrade(w, r, nil)
@@ -223,7 +232,7 @@ func newBroadcaster(lib string) *broadcaster {
 		}
 	case "gws":
 		var reg registry[*gws.Conn]
-		up := gws.NewUpgrader(gwsHandler{}, nil)
+		up := gws.NewUpgrader(gwsHandler{}, &gws.ServerOption{PermessageDeflate: gws.PermessageDeflate{Enabled: deflate}})
 		return &broadcaster{
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				c, err := up.Upgrade(w, r)
@@ -243,7 +252,12 @@ func newBroadcaster(lib string) *broadcaster {
 		var reg registry[net.Conn]
 		return &broadcaster{
 			handler: func(w http.ResponseWriter, r *http.Request) {
-				c, _, _, err := ws.UpgradeHTTP(r, w)
+				ext := wsflate.Extension{Parameters: wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true}}
+				up := ws.HTTPUpgrader{}
+				if deflate {
+					up.Negotiate = ext.Negotiate
+				}
+				c, _, _, err := up.Upgrade(r, w)
 				if err != nil {
 					return
 				}
@@ -251,7 +265,11 @@ func newBroadcaster(lib string) *broadcaster {
 				go io.Copy(io.Discard, c) // the receivers send nothing but their close
 			},
 			broadcast: func(p []byte) {
-				frame, _ := ws.CompileFrame(ws.NewBinaryFrame(p))
+				f := ws.NewBinaryFrame(p)
+				if deflate {
+					f, _ = wsflate.CompressFrame(f)
+				}
+				frame, _ := ws.CompileFrame(f)
 				reg.each(func(c net.Conn) error { _, err := c.Write(frame); return err })
 			},
 		}
@@ -259,7 +277,11 @@ func newBroadcaster(lib string) *broadcaster {
 		var reg registry[*coder.Conn]
 		return &broadcaster{
 			handler: func(w http.ResponseWriter, r *http.Request) {
-				c, err := coder.Accept(w, r, &coder.AcceptOptions{InsecureSkipVerify: true})
+				opts := &coder.AcceptOptions{InsecureSkipVerify: true}
+				if deflate {
+					opts.CompressionMode = coder.CompressionNoContextTakeover
+				}
+				c, err := coder.Accept(w, r, opts)
 				if err != nil {
 					return
 				}
@@ -293,6 +315,10 @@ type result struct {
 // broadcasts and read once the receivers have them all.
 var underCallgrind bool
 
+// deflate has the servers compress (-deflate), each as it documents, without context
+// takeover, which the receivers ask for.
+var deflate bool
+
 // profile, with -callgrind, names the profiles written of each server's broadcasts, for
 // callgrind_annotate: PROFILE.LIB.
 var profile string
@@ -313,7 +339,7 @@ func measure(lib string, n, messages, size int, slowPct float64, interval, timeo
 	if err != nil {
 		return res, err
 	}
-	args := []string{self, "-server", "-lib", lib, "-receivers", strconv.Itoa(n), "-messages", strconv.Itoa(messages), "-size", strconv.Itoa(size), "-interval", interval.String()}
+	args := []string{self, "-server", "-lib", lib, "-receivers", strconv.Itoa(n), "-messages", strconv.Itoa(messages), "-size", strconv.Itoa(size), "-interval", interval.String(), "-deflate=" + strconv.FormatBool(deflate)}
 	if underCallgrind {
 		out := "/dev/null"
 		if profile != "" {
@@ -468,6 +494,9 @@ type receiver struct {
 	br   *bufio.Reader
 	slow bool
 	buf  []byte
+	zbuf []byte        // a compressed message, whole
+	zr   io.ReadCloser // inflates it
+	zsrc bytes.Reader
 }
 
 func dial(addr string) (*receiver, error) {
@@ -477,8 +506,12 @@ func dial(addr string) (*receiver, error) {
 	}
 	var k [16]byte
 	rand.Read(k[:])
-	fmt.Fprintf(nc, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-		addr, base64.StdEncoding.EncodeToString(k[:]))
+	ext := ""
+	if deflate {
+		ext = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n"
+	}
+	fmt.Fprintf(nc, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+		addr, base64.StdEncoding.EncodeToString(k[:]), ext)
 	br := bufio.NewReaderSize(nc, 64<<10)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
@@ -489,30 +522,75 @@ func dial(addr string) (*receiver, error) {
 		nc.Close()
 		return nil, fmt.Errorf("handshake: %s", resp.Status)
 	}
+	if deflate && !strings.Contains(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate") {
+		nc.Close()
+		return nil, errors.New("the server did not agree to permessage-deflate")
+	}
 	return &receiver{nc: nc, br: br}, nil
 }
 
-var errFrame = errors.New("not a final unmasked binary frame")
+var errFrame = errors.New("not an unmasked binary message")
 
-// next reads the next message, which must be one binary frame.
+// next reads the next message, a binary one, inflating it if it is compressed.
 func (r *receiver) next() ([]byte, error) {
-	var h [10]byte
-	if _, err := io.ReadFull(r.br, h[:2]); err != nil {
+	first, compressed := true, false
+	r.zbuf = r.zbuf[:0]
+	for {
+		h0, p, err := r.frame(first)
+		if err != nil {
+			return nil, err
+		}
+		if first {
+			compressed = h0&0x40 != 0
+		}
+		first = false
+		if !compressed && h0&0x80 != 0 {
+			return p, nil
+		}
+		r.zbuf = append(r.zbuf, p...)
+		if h0&0x80 != 0 {
+			break
+		}
+	}
+	if !compressed {
+		return r.zbuf, nil
+	}
+	// RFC 7692 §7.2.2: put back the end of the flush, then an empty final block.
+	r.zbuf = append(r.zbuf, 0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff)
+	r.zsrc.Reset(r.zbuf)
+	if r.zr == nil {
+		r.zr = flate.NewReader(&r.zsrc)
+	} else if err := r.zr.(flate.Resetter).Reset(&r.zsrc, nil); err != nil {
 		return nil, err
 	}
-	if h[0] != 0x82 || h[1]&0x80 != 0 {
-		return nil, errFrame
+	out := bytes.NewBuffer(r.buf[:0])
+	if _, err := out.ReadFrom(r.zr); err != nil {
+		return nil, err
+	}
+	r.buf = out.Bytes()
+	return r.buf, nil
+}
+
+// frame reads one frame: binary if first, else a continuation, unmasked. It returns the
+// first header byte and the payload, valid until the next call.
+func (r *receiver) frame(first bool) (byte, []byte, error) {
+	var h [10]byte
+	if _, err := io.ReadFull(r.br, h[:2]); err != nil {
+		return 0, nil, err
+	}
+	if op := h[0] & 0x0f; (first && op != 2) || (!first && op != 0) || h[1]&0x80 != 0 {
+		return 0, nil, errFrame
 	}
 	n := uint64(h[1] & 0x7f)
 	switch n {
 	case 126:
 		if _, err := io.ReadFull(r.br, h[2:4]); err != nil {
-			return nil, err
+			return 0, nil, err
 		}
 		n = uint64(binary.BigEndian.Uint16(h[2:4]))
 	case 127:
 		if _, err := io.ReadFull(r.br, h[2:10]); err != nil {
-			return nil, err
+			return 0, nil, err
 		}
 		n = binary.BigEndian.Uint64(h[2:10])
 	}
@@ -521,5 +599,5 @@ func (r *receiver) next() ([]byte, error) {
 	}
 	p := r.buf[:n]
 	_, err := io.ReadFull(r.br, p)
-	return p, err
+	return h[0], p, err
 }
