@@ -1,0 +1,77 @@
+// Command redis serves the chat of examples/chat with its rooms in Redis, so that any
+// number of these processes share them: a line typed on one node reaches every member
+// of the room on every node, in the one order of the room's stream; history, the
+// numbering pages resume from, presence and the gap notice are Redis's, so a page whose
+// node goes away reconnects to any other and gets exactly what it missed.
+//
+//	cd examples/chat/redis
+//	go run . -addr 127.0.0.1:8081 -redis redis://127.0.0.1:6379/0
+//
+// The page, the events and the limits are those of examples/chat. One more event tells
+// the members when Redis goes out of reach and when it is back:
+//
+//	{"type":"notice","text":"…"}
+//
+// Meanwhile the node keeps its connections and tries Redis again with backoff; lines
+// sent then are refused with a notice. If Redis comes back without the room (it kept no
+// data), the room starts another life and its members are told of a gap when they
+// reconnect.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hybi/websocket/examples/chat/internal/chat"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
+	url := flag.String("redis", "redis://127.0.0.1:6379/0", "the Redis every node shares")
+	history := flag.Int("history", chat.Defaults.History, "events each room keeps for newcomers and for pages that reconnect")
+	flag.Parse()
+	if *history < 0 {
+		log.Fatal("-history must not be negative")
+	}
+	opts, err := redis.ParseURL(*url)
+	if err != nil {
+		log.Fatal(err)
+	}
+	cfg := chat.Defaults
+	cfg.History = *history
+
+	l, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("open http://%s/ in two browser windows\n", l.Addr())
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, l, redis.NewClient(opts), cfg); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// serve serves the chat on l with rooms in rdb until ctx ends, and closes rdb.
+func serve(ctx context.Context, l net.Listener, rdb *redis.Client, cfg chat.Config) error {
+	defer rdb.Close()
+	b := newBroker(rdb, cfg.History)
+	readCtx, stopReading := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { b.run(readCtx) })
+	err := chat.Serve(ctx, l, chat.NewHub(cfg, b))
+	stopReading()
+	b.wake(context.Background()) // out of its XREAD, to find it must stop
+	wg.Wait()
+	return err
+}

@@ -1,0 +1,355 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hybi/websocket"
+	"github.com/hybi/websocket/examples/chat/internal/chat"
+	"github.com/hybi/websocket/internal/leak"
+)
+
+// TestMain fails the run if a test left goroutines running.
+func TestMain(m *testing.M) { leak.Main(m) }
+
+// testConfig has no rate limit and pings too seldom to matter.
+var testConfig = chat.Config{History: 100, Queue: 1 << 20, PingEvery: time.Hour, PongWithin: time.Hour}
+
+// redisServer is Debian's redis-server on a loopback port, keeping nothing on disk.
+type redisServer struct {
+	port string
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has ended
+}
+
+// startRedis starts a redis-server on a free loopback port, stopped when the test ends.
+// Without redis-server the test is skipped, except under CI=true.
+func startRedis(t *testing.T) *redisServer {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-server is missing: apt-get install redis-server")
+		}
+		t.Skip("redis-server is missing: apt-get install redis-server")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	require.NoError(t, l.Close())
+	s := &redisServer{port: port}
+	s.start(t)
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *redisServer) addr() string { return "127.0.0.1:" + s.port }
+
+// start runs the server and returns once it answers.
+func (s *redisServer) start(t *testing.T) {
+	t.Helper()
+	s.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", s.port, "--save", "", "--appendonly", "no")
+	require.NoError(t, s.cmd.Start())
+	s.done = make(chan struct{})
+	go func() {
+		s.cmd.Wait()
+		close(s.done)
+	}()
+	rdb := redis.NewClient(&redis.Options{Addr: s.addr()})
+	defer rdb.Close()
+	// Waiting for another process to be ready: there is nothing to wait on but asking.
+	for deadline := time.Now().Add(10 * time.Second); rdb.Ping(context.Background()).Err() != nil; {
+		require.True(t, time.Now().Before(deadline), "redis-server did not answer")
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// stop kills the server and waits for it to end.
+func (s *redisServer) stop() {
+	s.cmd.Process.Kill()
+	<-s.done
+}
+
+// node is a chat process with its rooms in Redis, on a loopback port.
+type node struct {
+	url    string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startNode starts a node on the Redis at addr, stopped when the test ends.
+func startNode(t *testing.T, addr string) *node {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &node{url: "ws://" + l.Addr().String() + "/ws?", cancel: cancel, done: make(chan error, 1)}
+	go func() { n.done <- serve(ctx, l, redis.NewClient(&redis.Options{Addr: addr}), testConfig) }()
+	t.Cleanup(func() { n.stop(t) })
+	return n
+}
+
+// stop shuts the node down, closing its connections with 1001, and waits for it. It may
+// be called more than once.
+func (n *node) stop(t *testing.T) {
+	if n.done == nil {
+		return
+	}
+	n.cancel()
+	assert.NoError(t, <-n.done)
+	n.done = nil
+}
+
+// peer is a chat client. A goroutine reads its events.
+type peer struct {
+	conn   *websocket.Conn
+	events chan chat.Event
+	done   chan struct{} // closed when the reader has ended, with err
+	err    error
+}
+
+// join connects to n with the query and returns the peer once it has its welcome.
+func join(ctx context.Context, t *testing.T, n *node, query string) (*peer, chat.Event) {
+	t.Helper()
+	c, _, err := websocket.Dial(ctx, n.url+query, nil)
+	require.NoError(t, err)
+	p := &peer{conn: c, events: make(chan chat.Event, 1<<16), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		for {
+			_, b, err := c.Read(context.Background())
+			if err != nil {
+				p.err = err
+				return
+			}
+			var ev chat.Event
+			if err := json.Unmarshal(b, &ev); err != nil {
+				p.err = err
+				c.CloseNow()
+				return
+			}
+			p.events <- ev
+		}
+	}()
+	t.Cleanup(func() {
+		c.CloseNow()
+		<-p.done
+	})
+	welcome := p.next(ctx, t)
+	require.Equal(t, "welcome", welcome.Type)
+	require.NotEmpty(t, welcome.Epoch)
+	return p, welcome
+}
+
+func (p *peer) next(ctx context.Context, t *testing.T) chat.Event {
+	t.Helper()
+	select {
+	case ev := <-p.events:
+		return ev
+	case <-ctx.Done():
+		t.Fatalf("no event: %v", ctx.Err())
+	}
+	return chat.Event{}
+}
+
+// messages returns the peer's next n chat lines, skipping joins and leaves.
+func (p *peer) messages(ctx context.Context, t *testing.T, n int) []chat.Event {
+	t.Helper()
+	var evs []chat.Event
+	for len(evs) < n {
+		if ev := p.next(ctx, t); ev.Type != "join" && ev.Type != "leave" {
+			evs = append(evs, ev)
+		}
+	}
+	return evs
+}
+
+// ended waits for the peer's connection to end and returns the error that ended it.
+func (p *peer) ended(ctx context.Context, t *testing.T) error {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.err
+	case <-ctx.Done():
+		t.Fatalf("the connection did not end: %v", ctx.Err())
+		return nil
+	}
+}
+
+func (p *peer) send(ctx context.Context, t *testing.T, text string) {
+	t.Helper()
+	require.NoError(t, p.conn.Write(ctx, websocket.MessageText, []byte(text)))
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func resume(name, epoch string, after int64) string {
+	return url.Values{"room": {"go"}, "name": {name}, "epoch": {epoch}, "after": {strconv.FormatInt(after, 10)}}.Encode()
+}
+
+// TestOrderAcrossNodes has members of two rooms on three nodes all send at once: every
+// member gets every line of its room and none of the other's, in one order the same on
+// every node, each sender's lines in the order sent.
+func TestOrderAcrossNodes(t *testing.T) {
+	ctx := testContext(t)
+	r := startRedis(t)
+	nodes := []*node{startNode(t, r.addr()), startNode(t, r.addr()), startNode(t, r.addr())}
+
+	rooms := map[string][]*peer{}
+	names := map[*peer]string{}
+	for i, who := range []struct{ room, name string }{{"go", "ann"}, {"rust", "dan"}, {"go", "bob"}, {"rust", "eve"}, {"go", "cat"}} {
+		p, _ := join(ctx, t, nodes[i%3], "room="+who.room+"&name="+who.name)
+		rooms[who.room] = append(rooms[who.room], p)
+		names[p] = who.name
+	}
+
+	const lines = 50
+	errs := make(chan error, len(names))
+	for p, name := range names {
+		go func() {
+			for i := range lines {
+				if err := p.conn.Write(ctx, websocket.MessageText, fmt.Appendf(nil, "%s %d", name, i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range names {
+		require.NoError(t, <-errs)
+	}
+
+	for room, members := range rooms {
+		var first []chat.Event
+		for _, p := range members {
+			got := p.messages(ctx, t, lines*len(members))
+			if first == nil {
+				first = got
+			}
+			assert.Equal(t, first, got, "%s in %s", names[p], room)
+		}
+		// Every line once, each sender's in order, and IDs increasing.
+		sent := map[string]int{}
+		for i, ev := range first {
+			assert.Equal(t, fmt.Sprintf("%s %d", ev.Name, sent[ev.Name]), ev.Text)
+			sent[ev.Name]++
+			if i > 0 {
+				assert.Greater(t, ev.ID, first[i-1].ID)
+			}
+		}
+		for _, p := range members {
+			assert.Equal(t, lines, sent[names[p]], "%s in %s", names[p], room)
+		}
+	}
+}
+
+// TestPresence checks who a newcomer is told is in the room, and who joins and leaves,
+// with the members on different nodes.
+func TestPresence(t *testing.T) {
+	ctx := testContext(t)
+	r := startRedis(t)
+	a, b, c := startNode(t, r.addr()), startNode(t, r.addr()), startNode(t, r.addr())
+
+	ann, welcome := join(ctx, t, a, "room=go&name=ann")
+	assert.Equal(t, []string{"ann"}, welcome.Members)
+	bob, welcome := join(ctx, t, b, "room=go&name=bob")
+	assert.ElementsMatch(t, []string{"ann", "bob"}, welcome.Members)
+	assert.Equal(t, chat.Event{Type: "join", Name: "bob"}, ann.next(ctx, t))
+	_, welcome = join(ctx, t, c, "room=rust&name=cat")
+	assert.Equal(t, []string{"cat"}, welcome.Members)
+
+	require.NoError(t, bob.conn.Close(websocket.StatusNormalClosure, "bye"))
+	assert.Equal(t, chat.Event{Type: "leave", Name: "bob"}, ann.next(ctx, t))
+	_, welcome = join(ctx, t, c, "room=go&name=dan")
+	assert.ElementsMatch(t, []string{"ann", "dan"}, welcome.Members)
+	assert.Equal(t, chat.Event{Type: "join", Name: "dan"}, ann.next(ctx, t))
+}
+
+// TestFailover has Bob's node stop: he reconnects through another node, one that is
+// serving the room already, with his resume point, and gets what Ann said meanwhile,
+// once, with no gap.
+func TestFailover(t *testing.T) {
+	ctx := testContext(t)
+	r := startRedis(t)
+	a, b, c := startNode(t, r.addr()), startNode(t, r.addr()), startNode(t, r.addr())
+
+	ann, welcome := join(ctx, t, a, "room=go&name=ann")
+	epoch := welcome.Epoch
+	bob, _ := join(ctx, t, b, "room=go&name=bob")
+	join(ctx, t, c, "room=go&name=cat")
+	ann.send(ctx, t, "one")
+	seen := bob.messages(ctx, t, 1)[0]
+	require.Equal(t, "one", seen.Text)
+
+	b.stop(t)
+	assert.Equal(t, websocket.StatusGoingAway, websocket.CloseStatus(bob.ended(ctx, t)))
+	ann.send(ctx, t, "two")
+	ann.send(ctx, t, "three")
+	require.Equal(t, []string{"one", "two", "three"}, texts(ann.messages(ctx, t, 3)))
+
+	bob, _ = join(ctx, t, c, resume("bob", epoch, seen.ID))
+	ann.send(ctx, t, "live")
+	got := bob.messages(ctx, t, 3)
+	assert.Equal(t, []string{"two", "three", "live"}, texts(got))
+	// Nothing more: Bob's own line comes next, and nothing before it.
+	bob.send(ctx, t, "back")
+	assert.Equal(t, []string{"back"}, texts(bob.messages(ctx, t, 1)))
+}
+
+// TestGap has a client come back after more than the stream keeps, or from another life
+// of the room: it is told it missed messages for good.
+func TestGap(t *testing.T) {
+	ctx := testContext(t)
+	r := startRedis(t)
+	a := startNode(t, r.addr())
+	ann, welcome := join(ctx, t, a, "room=go&name=ann")
+	// Trimming is exact below 100 entries, whatever MAXLEN ~ allows above.
+	rdb := redis.NewClient(&redis.Options{Addr: r.addr()})
+	defer rdb.Close()
+	ann.send(ctx, t, "one")
+	first := ann.messages(ctx, t, 1)[0]
+	ann.send(ctx, t, "two")
+	second := ann.messages(ctx, t, 1)[0]
+	require.NoError(t, rdb.XTrimMaxLen(ctx, logKey+"go", 1).Err())
+
+	tests := []struct {
+		name  string
+		query string
+		want  []chat.Event
+	}{
+		{"resumes after the first, which is trimmed: nothing lost", resume("bob", welcome.Epoch, first.ID), []chat.Event{second}},
+		{"resumes before the first: lost", resume("bob", welcome.Epoch, first.ID-1), []chat.Event{{Type: "gap"}, second}},
+		{"another life", resume("bob", "old", first.ID), []chat.Event{{Type: "gap"}, second}},
+		{"newcomer", "room=go&name=bob", []chat.Event{second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bob, _ := join(ctx, t, a, tt.query)
+			assert.Equal(t, tt.want, bob.messages(ctx, t, len(tt.want)))
+		})
+	}
+}
+
+func texts(evs []chat.Event) []string {
+	var s []string
+	for _, ev := range evs {
+		s = append(s, ev.Text)
+	}
+	return s
+}
