@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -352,4 +354,51 @@ func texts(evs []chat.Event) []string {
 		s = append(s, ev.Text)
 	}
 	return s
+}
+
+// TestJoinWhileBehind has clients join a node whose reader has not yet delivered what
+// the others have: a client resuming from a point the node has not reached, as one
+// coming from a faster node does, and a newcomer. Once the reader catches up, each gets
+// every line it did not have, once.
+func TestJoinWhileBehind(t *testing.T) {
+	ctx := testContext(t)
+	r := startRedis(t)
+	a := startNode(t, r.addr())
+
+	// A node whose reader the test runs.
+	rdb := redis.NewClient(&redis.Options{Addr: r.addr()})
+	b := newBroker(rdb, testConfig.History)
+	h := chat.NewHub(testConfig, b)
+	srv := httptest.NewServer(h.Handler())
+	runCtx, stopRunning := context.WithCancel(context.Background())
+	running := make(chan struct{})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		assert.NoError(t, h.Shutdown(ctx))
+		srv.Close()
+		stopRunning()
+		b.wake(context.Background())
+		<-running
+		rdb.Close()
+	})
+	p := &node{url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws?"}
+
+	ann, welcome := join(ctx, t, p, "room=go&name=ann")
+	dan, _ := join(ctx, t, a, "room=go&name=dan")
+	for _, s := range []string{"m1", "m2", "m3"} {
+		dan.send(ctx, t, s)
+	}
+	said := dan.messages(ctx, t, 3)
+	bob, _ := join(ctx, t, p, resume("bob", welcome.Epoch, said[1].ID))
+	cat, _ := join(ctx, t, p, "room=go&name=cat")
+
+	go func() {
+		defer close(running)
+		b.run(runCtx)
+	}()
+	bob.send(ctx, t, "end")
+	assert.Equal(t, []string{"m3", "end"}, texts(bob.messages(ctx, t, 2)))
+	assert.Equal(t, []string{"m1", "m2", "m3", "end"}, texts(cat.messages(ctx, t, 4)))
+	assert.Equal(t, []string{"m1", "m2", "m3", "end"}, texts(ann.messages(ctx, t, 4)))
 }
