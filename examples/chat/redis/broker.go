@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -227,6 +228,9 @@ func (b *broker) Publish(ctx context.Context, name string, m chat.Member, text s
 	if me == nil {
 		return nil
 	}
+	// The client's reader waits for this: not for long when Redis is out of reach.
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
 	err := appendEvent.Run(ctx, b.rdb, []string{logKey + name, epochKey + name}, epoch, b.history, "message", m.Name(), text, me.id).Err()
 	if err != nil {
 		return fmt.Errorf("publishing to %s: %w", name, err)
@@ -277,14 +281,16 @@ func (b *broker) run(ctx context.Context) {
 		err := b.readOnce(ctx)
 		if err == nil || errors.Is(err, redis.Nil) {
 			backoff = 50 * time.Millisecond
-			b.setDown(ctx, false)
+			if b.setDown(false) {
+				b.recover(ctx)
+			}
 			continue
 		}
 		if ctx.Err() != nil {
 			return
 		}
 		log.Printf("reading the rooms: %v", err)
-		b.setDown(ctx, true)
+		b.setDown(true)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -357,12 +363,12 @@ func (r *room) deliver(msgs []redis.XMessage) {
 }
 
 // setDown records whether Redis is out of reach and tells every member when that
-// changes.
-func (b *broker) setDown(ctx context.Context, down bool) {
+// changes. It reports whether it did.
+func (b *broker) setDown(down bool) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.down == down {
-		return
+		return false
 	}
 	b.down = down
 	text := "the rooms are out of reach: lines cannot be sent until they are back"
@@ -377,6 +383,43 @@ func (b *broker) setDown(ctx context.Context, down bool) {
 		}
 		r.mu.Unlock()
 	}
+	return true
+}
+
+// recover checks, once Redis is back, that it still has each room this node serves. A
+// Redis that lost its data has rooms that start another life, numbered from 1 again:
+// their members here are disconnected with 1012 (service restart), and those that
+// reconnect are told of the gap. The members of the others are put back in presence,
+// in case it was lost.
+func (b *broker) recover(ctx context.Context) {
+	b.mu.Lock()
+	rooms := make(map[string]*room, len(b.rooms))
+	maps.Copy(rooms, b.rooms)
+	b.mu.Unlock()
+	for name, r := range rooms {
+		epoch, err := b.rdb.Get(ctx, epochKey+name).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			log.Printf("checking %s: %v", name, err)
+			continue
+		}
+		if epoch == r.epoch {
+			continue
+		}
+		log.Printf("%s has lost its history: its members are sent to start again", name)
+		// Out of the node's rooms first, so that they leave none of their own in the
+		// room's new life.
+		b.mu.Lock()
+		if b.rooms[name] == r {
+			delete(b.rooms, name)
+		}
+		b.mu.Unlock()
+		r.mu.Lock()
+		for m := range r.members {
+			m.End(websocket.StatusServiceRestart, "the room has lost its history")
+		}
+		r.mu.Unlock()
+	}
+	b.renewPresence(ctx)
 }
 
 // renewPresence pushes back the expiry of this node's members in every room.
@@ -390,6 +433,9 @@ func (b *broker) renewPresence(ctx context.Context) {
 			key, z := hereKey+name, redis.Z{Score: until, Member: me.id + "/" + m.Name()}
 			cmds = append(cmds, func(p redis.Pipeliner) { p.ZAdd(ctx, key, z) })
 		}
+		// The entries of nodes that have died.
+		key, expired := hereKey+name, "("+strconv.FormatInt(time.Now().UnixMilli(), 10)
+		cmds = append(cmds, func(p redis.Pipeliner) { p.ZRemRangeByScore(ctx, key, "-inf", expired) })
 		r.mu.Unlock()
 	}
 	b.mu.Unlock()

@@ -57,13 +57,17 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, l, redis.NewClient(opts), cfg); err != nil {
+	if err := serve(ctx, l, opts, cfg); err != nil {
 		log.Fatal(err)
 	}
 }
 
-// serve serves the chat on l with rooms in rdb until ctx ends, and closes rdb.
-func serve(ctx context.Context, l net.Listener, rdb *redis.Client, cfg chat.Config) error {
+// serve serves the chat on l with rooms in the Redis of opts until ctx ends.
+func serve(ctx context.Context, l net.Listener, opts *redis.Options, cfg chat.Config) error {
+	// The broker tries Redis again with a backoff of its own, and tells the clients
+	// meanwhile: a command need not wait through the client's dial retries.
+	opts.DialerRetries = 1
+	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	b := newBroker(rdb, cfg.History)
 	readCtx, stopReading := context.WithCancel(context.Background())

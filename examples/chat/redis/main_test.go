@@ -97,7 +97,7 @@ func startNode(t *testing.T, addr string) *node {
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &node{url: "ws://" + l.Addr().String() + "/ws?", cancel: cancel, done: make(chan error, 1)}
-	go func() { n.done <- serve(ctx, l, redis.NewClient(&redis.Options{Addr: addr}), testConfig) }()
+	go func() { n.done <- serve(ctx, l, &redis.Options{Addr: addr}, testConfig) }()
 	t.Cleanup(func() { n.stop(t) })
 	return n
 }
@@ -401,4 +401,44 @@ func TestJoinWhileBehind(t *testing.T) {
 	assert.Equal(t, []string{"m3", "end"}, texts(bob.messages(ctx, t, 2)))
 	assert.Equal(t, []string{"m1", "m2", "m3", "end"}, texts(cat.messages(ctx, t, 4)))
 	assert.Equal(t, []string{"m1", "m2", "m3", "end"}, texts(ann.messages(ctx, t, 4)))
+}
+
+// TestRedisRestart has Redis stop while members are on two nodes: the nodes keep their
+// connections and say so, refuse lines meanwhile, and once Redis is back without the
+// room's history, send the members to start again; those that do are told of the gap,
+// and the room works again across the nodes.
+func TestRedisRestart(t *testing.T) {
+	ctx := testContext(t)
+	r := startRedis(t)
+	a, b := startNode(t, r.addr()), startNode(t, r.addr())
+
+	ann, welcome := join(ctx, t, a, "room=go&name=ann")
+	bob, _ := join(ctx, t, b, "room=go&name=bob")
+	ann.send(ctx, t, "one")
+	one := ann.messages(ctx, t, 1)[0]
+	require.Equal(t, "one", bob.messages(ctx, t, 1)[0].Text)
+
+	r.stop()
+	for _, p := range []*peer{ann, bob} {
+		ev := p.next(ctx, t)
+		assert.Equal(t, "notice", ev.Type)
+		assert.Contains(t, ev.Text, "out of reach")
+	}
+	ann.send(ctx, t, "lost")
+	ev := ann.next(ctx, t)
+	assert.Equal(t, "notice", ev.Type)
+	assert.Contains(t, ev.Text, "not sent")
+
+	r.start(t)
+	for _, p := range []*peer{ann, bob} {
+		assert.Equal(t, websocket.StatusServiceRestart, websocket.CloseStatus(p.ended(ctx, t)))
+	}
+	ann, again := join(ctx, t, a, resume("ann", welcome.Epoch, one.ID))
+	assert.NotEqual(t, welcome.Epoch, again.Epoch)
+	assert.Equal(t, chat.Event{Type: "gap"}, ann.next(ctx, t))
+	bob, _ = join(ctx, t, b, resume("bob", welcome.Epoch, one.ID))
+	assert.Equal(t, chat.Event{Type: "gap"}, bob.next(ctx, t))
+	ann.send(ctx, t, "again")
+	assert.Equal(t, []string{"again"}, texts(bob.messages(ctx, t, 1)))
+	assert.Equal(t, []string{"again"}, texts(ann.messages(ctx, t, 1)))
 }

@@ -165,6 +165,12 @@ func (c *client) Deliver(ev *websocket.PreparedMessage) bool {
 	return c.conn.Send(ev) == nil
 }
 
+// End drops c with code and reason, and closes its connection, which ends its reader.
+func (c *client) End(code websocket.StatusCode, reason string) {
+	c.drop(code, reason)
+	go c.conn.Close(c.code, c.reason)
+}
+
 // drop ends the connection from the server's side: closeDropped then sends a close frame
 // with code and reason. The first drop decides them.
 func (c *client) drop(code websocket.StatusCode, reason string) {

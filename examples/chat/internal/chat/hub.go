@@ -74,6 +74,9 @@ type Member interface {
 	// Deliver queues ev for the member without waiting, and reports whether it could:
 	// a member that cannot take it has been dropped, and should leave the room.
 	Deliver(ev *websocket.PreparedMessage) bool
+	// End closes the member's connection with code and reason, without waiting; the
+	// member then leaves the room.
+	End(code websocket.StatusCode, reason string)
 }
 
 // JoinRequest is what a client asks for in the query of /ws.
