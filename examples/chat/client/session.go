@@ -152,6 +152,8 @@ func (s *session) show(ev event) {
 		fmt.Fprintf(s.out, "* in %s with %s\n", s.room, strings.Join(ev.Members, ", "))
 	case "gap":
 		fmt.Fprintln(s.out, "* some messages were missed")
+	case "notice":
+		fmt.Fprintf(s.out, "* %s\n", ev.Text)
 	case "message":
 		if ev.ID <= s.after {
 			return // seen before the reconnection
