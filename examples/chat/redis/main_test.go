@@ -23,8 +23,15 @@ import (
 	"github.com/hybi/websocket/internal/leak"
 )
 
-// TestMain fails the run if a test left goroutines running.
-func TestMain(m *testing.M) { leak.Main(m) }
+// TestMain fails the run if a test left goroutines running. With nodeEnv set, the test
+// binary is a chat node for TestLoad instead.
+func TestMain(m *testing.M) {
+	if addr := os.Getenv(nodeEnv); addr != "" {
+		runNode(addr)
+		return
+	}
+	leak.Main(m)
+}
 
 // testConfig has no rate limit and pings too seldom to matter.
 var testConfig = chat.Config{History: 100, Queue: 1 << 20, PingEvery: time.Hour, PongWithin: time.Hour}

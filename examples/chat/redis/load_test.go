@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hybi/websocket"
+	"github.com/hybi/websocket/examples/chat/internal/chat"
+)
+
+// The load test's scenario. The defaults are CI's few seconds; the README gives the
+// command of the full run.
+var (
+	loadClients = flag.Int("load.clients", 60, "clients of the load test, spread over 3 nodes")
+	loadRooms   = flag.Int("load.rooms", 3, "rooms the load test's clients are spread over")
+	loadEvery   = flag.Duration("load.every", 200*time.Millisecond, "how often each client of the load test sends a line")
+	loadFor     = flag.Duration("load.for", time.Second, "how long the clients of the load test send")
+)
+
+// nodeEnv names the Redis a node process serves from: the test binary run with it set
+// is a chat node, not tests, so that its CPU time is its own.
+const nodeEnv = "CHAT_TEST_NODE_REDIS"
+
+// runNode serves the chat on a loopback port with rooms in the Redis at addr until
+// SIGTERM, printing the port first.
+func runNode(addr string) {
+	log.SetOutput(io.Discard)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println(l.Addr())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, l, &redis.Options{Addr: addr}, testConfig); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// nodeProcess is a chat node in a process of its own.
+type nodeProcess struct {
+	url string
+	cmd *exec.Cmd
+}
+
+func startNodeProcess(t *testing.T, redisAddr string) *nodeProcess {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), nodeEnv+"="+redisAddr)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		assert.NoError(t, cmd.Wait())
+	})
+	addr, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err)
+	return &nodeProcess{url: "ws://" + strings.TrimSpace(addr) + "/ws?", cmd: cmd}
+}
+
+// cpuTime returns the CPU time process pid has used, from /proc.
+func cpuTime(t *testing.T, pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	require.NoError(t, err)
+	// utime and stime are the 14th and 15th fields, counted in the kernel's 100 Hz
+	// ticks; the command name before them is in parentheses and may hold spaces.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	utime, err := strconv.ParseInt(f[11], 10, 64)
+	require.NoError(t, err)
+	stime, err := strconv.ParseInt(f[12], 10, 64)
+	require.NoError(t, err)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// loadClient is a client of the load test: it keeps the IDs of the room's lines as they
+// come, and how long each took from its sender.
+type loadClient struct {
+	conn *websocket.Conn
+	room int
+	node int
+	sent atomic.Int64 // lines written
+
+	got     atomic.Int64 // lines received
+	arrived chan struct{}
+	ids     []int64
+	same    []time.Duration // latencies of lines sent through the same node
+	cross   []time.Duration // and through another
+	done    chan struct{}
+	err     error
+}
+
+// TestLoad has clients on three node processes, spread over rooms, each send a line at
+// a steady pace for a while: every member gets every line of its room once, in the one
+// order of the room. It logs what it measured: deliveries a second, latency through the
+// same node and through another, and the CPU time of the nodes and Redis per delivery.
+func TestLoad(t *testing.T) {
+	r := startRedis(t)
+	var nodes []*nodeProcess
+	for range 3 {
+		nodes = append(nodes, startNodeProcess(t, r.addr()))
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), *loadFor+60*time.Second)
+	defer cancel()
+
+	clients := make([]*loadClient, *loadClients)
+	for i := range clients {
+		c := &loadClient{room: i % *loadRooms, node: (i / *loadRooms) % 3, arrived: make(chan struct{}, 1), done: make(chan struct{})}
+		conn, _, err := websocket.Dial(ctx, nodes[c.node].url+fmt.Sprintf("room=r%d&name=c%d", c.room, i), nil)
+		require.NoError(t, err)
+		c.conn = conn
+		t.Cleanup(func() {
+			conn.CloseNow()
+			<-c.done
+		})
+		go c.read()
+		clients[i] = c
+	}
+	// Every member is in before the first line: each gets every line.
+	for _, c := range clients {
+		select {
+		case <-c.arrived:
+		case <-ctx.Done():
+			t.Fatal("no welcome")
+		}
+	}
+
+	var cpuBefore []time.Duration
+	pids := []int{r.cmd.Process.Pid}
+	for _, n := range nodes {
+		pids = append(pids, n.cmd.Process.Pid)
+	}
+	for _, pid := range pids {
+		cpuBefore = append(cpuBefore, cpuTime(t, pid))
+	}
+	start := time.Now()
+	var senders sync.WaitGroup
+	padding := strings.Repeat("x", 64)
+	for _, c := range clients {
+		senders.Go(func() {
+			// A random start spreads the clients over the interval.
+			tick := time.NewTimer(rand.N(*loadEvery))
+			defer tick.Stop()
+			for end := start.Add(*loadFor); ; {
+				<-tick.C
+				now := time.Now()
+				if now.After(end) {
+					return
+				}
+				line := fmt.Sprintf("%d %d %s", now.UnixNano(), c.node, padding)
+				if c.conn.Write(ctx, websocket.MessageText, []byte(line)) != nil {
+					return
+				}
+				c.sent.Add(1)
+				tick.Reset(*loadEvery)
+			}
+		})
+	}
+	senders.Wait()
+
+	want := make([]int64, *loadRooms)
+	for _, c := range clients {
+		want[c.room] += c.sent.Load()
+	}
+	for i, c := range clients {
+		for c.got.Load() < want[c.room] {
+			select {
+			case <-c.arrived:
+			case <-ctx.Done():
+				t.Fatalf("client %d got %d lines of %d", i, c.got.Load(), want[c.room])
+			}
+		}
+	}
+	elapsed := time.Since(start)
+	var cpu time.Duration
+	for i, pid := range pids {
+		cpu += cpuTime(t, pid) - cpuBefore[i]
+	}
+
+	// Nothing more than was sent, nothing twice, one order per room.
+	for _, c := range clients {
+		c.conn.CloseNow()
+		<-c.done
+	}
+	first := map[int][]int64{}
+	var same, cross []time.Duration
+	var delivered int64
+	for i, c := range clients {
+		require.Len(t, c.ids, int(want[c.room]), "client %d", i)
+		if f, ok := first[c.room]; ok {
+			require.Equal(t, f, c.ids, "client %d", i)
+		} else {
+			first[c.room] = c.ids
+		}
+		same, cross = append(same, c.same...), append(cross, c.cross...)
+		delivered += int64(len(c.ids))
+	}
+	q := func(d []time.Duration, p float64) time.Duration {
+		if len(d) == 0 {
+			return 0
+		}
+		slices.Sort(d)
+		return d[int(p*float64(len(d)-1))]
+	}
+	t.Logf("%d clients in %d rooms on 3 nodes, a line every %v each, for %v", len(clients), *loadRooms, *loadEvery, *loadFor)
+	t.Logf("delivered %d lines in %v: %.0f a second", delivered, elapsed.Round(time.Millisecond), float64(delivered)/elapsed.Seconds())
+	t.Logf("latency through the same node: p50 %v, p99 %v; through another: p50 %v, p99 %v",
+		q(same, 0.5), q(same, 0.99), q(cross, 0.5), q(cross, 0.99))
+	t.Logf("CPU of the nodes and Redis: %v, %.2f µs per delivered line", cpu, float64(cpu.Microseconds())/float64(delivered))
+}
+
+// read records the lines c receives until its connection ends.
+func (c *loadClient) read() {
+	defer close(c.done)
+	for {
+		_, b, err := c.conn.Read(context.Background())
+		if err != nil {
+			c.err = err
+			return
+		}
+		now := time.Now()
+		var ev chat.Event
+		if err := json.Unmarshal(b, &ev); err != nil {
+			c.err = err
+			return
+		}
+		switch ev.Type {
+		case "welcome":
+		case "message":
+			var sent int64
+			var node int
+			if _, err := fmt.Sscanf(ev.Text, "%d %d", &sent, &node); err != nil {
+				c.err = err
+				return
+			}
+			c.ids = append(c.ids, ev.ID)
+			if d := now.Sub(time.Unix(0, sent)); node == c.node {
+				c.same = append(c.same, d)
+			} else {
+				c.cross = append(c.cross, d)
+			}
+			c.got.Add(1)
+		default:
+			continue
+		}
+		select {
+		case c.arrived <- struct{}{}:
+		default:
+		}
+	}
+}
