@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,6 +44,10 @@ var (
 // is a chat node, not tests, so that its CPU time is its own.
 const nodeEnv = "CHAT_TEST_NODE_REDIS"
 
+// profileEnv, when set, has each node process write a CPU profile to its value, a dot
+// and the process's ID.
+const profileEnv = "CHAT_TEST_NODE_CPUPROFILE"
+
 // runNode serves the chat on a loopback port with rooms in the Redis at addr until
 // SIGTERM, printing the port first.
 func runNode(addr string) {
@@ -55,6 +60,12 @@ func runNode(addr string) {
 	fmt.Println(l.Addr())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
+	if path := os.Getenv(profileEnv); path != "" {
+		f, err := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid()))
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
 	if err := serve(ctx, l, &redis.Options{Addr: addr}, testConfig); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -197,9 +208,13 @@ func TestLoad(t *testing.T) {
 		}
 	}
 	elapsed := time.Since(start)
-	var cpu time.Duration
+	var cpu, redisCPU time.Duration
 	for i, pid := range pids {
-		cpu += cpuTime(t, pid) - cpuBefore[i]
+		d := cpuTime(t, pid) - cpuBefore[i]
+		cpu += d
+		if i == 0 {
+			redisCPU = d
+		}
 	}
 
 	// Nothing more than was sent, nothing twice, one order per room.
@@ -231,7 +246,8 @@ func TestLoad(t *testing.T) {
 	t.Logf("delivered %d lines in %v: %.0f a second", delivered, elapsed.Round(time.Millisecond), float64(delivered)/elapsed.Seconds())
 	t.Logf("latency through the same node: p50 %v, p99 %v; through another: p50 %v, p99 %v",
 		q(same, 0.5), q(same, 0.99), q(cross, 0.5), q(cross, 0.99))
-	t.Logf("CPU of the nodes and Redis: %v, %.2f µs per delivered line", cpu, float64(cpu.Microseconds())/float64(delivered))
+	t.Logf("CPU of the nodes and Redis: %v (Redis %v), %.2f µs per delivered line (Redis %.2f)", cpu, redisCPU,
+		float64(cpu.Microseconds())/float64(delivered), float64(redisCPU.Microseconds())/float64(delivered))
 }
 
 // read records the lines c receives until its connection ends.
