@@ -3,6 +3,7 @@ package websocket
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"compress/flate"
 	"context"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"testing/iotest"
@@ -157,6 +159,11 @@ type resources struct {
 
 func takeResources() resources { return resources{runtime.NumGoroutine(), heapInUse()} }
 
+// hangGuard bounds the waits of an attack, the application's included, so that a Conn
+// that never answers fails the test instead of hanging it; generous, since it times
+// nothing and a shared machine under -race can be slow.
+const hangGuard = 30 * time.Second
+
 // heapSlack is how far above its baseline the heap may stay after an attack: a generous
 // bound, for what the runtime and the pools keep, that a Conn leaking its read limit's
 // worth on each attack would still exceed under the heavy variants.
@@ -178,10 +185,20 @@ func expectReturned(t *testing.T, base resources) {
 // attackScale is how many connections each attack runs on at once, and how big its
 // bombs are.
 func attackScale() (conns int, bomb int) {
-	if testing.Short() {
+	switch {
+	case testing.Short():
 		return 1, 8 << 20
+	case raceEnabled:
+		return 4, 16 << 20 // the race detector slows compress/flate tenfold
 	}
 	return 8, 64 << 20
+}
+
+// guardContext is the context of an application under attack, which hangGuard bounds.
+func guardContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 // readUntilError is the application of most entries: it reads until the Conn fails.
@@ -232,7 +249,7 @@ func acceptHostile(t *testing.T, mode CompressionMode, app hostileApp) *hostileP
 		}
 		c.closeTimeout = 250 * time.Millisecond
 		conns <- c
-		appErr <- app(waitContext(t), c, sent)
+		appErr <- app(guardContext(t), c, sent)
 	}))
 	t.Cleanup(srv.Close)
 	h := upgradeHeader()
@@ -275,7 +292,7 @@ func dialHostile(t *testing.T, mode CompressionMode, app hostileApp) *hostilePee
 	require.NoError(t, err)
 	c.closeTimeout = 250 * time.Millisecond
 	p := &hostilePeer{startRawPeer(t, <-ncs, c), make(chan error, 1), make(chan struct{})}
-	ctx := waitContext(t)
+	ctx := guardContext(t)
 	go func() { p.appErr <- app(ctx, c, p.sent) }()
 	return p
 }
@@ -317,7 +334,7 @@ func (p *hostilePeer) appResult() error {
 	select {
 	case err := <-p.appErr:
 		return err
-	case <-time.After(15 * time.Second):
+	case <-time.After(hangGuard):
 		require.FailNow(p.t, "the application's call did not return")
 	}
 	return nil
@@ -495,15 +512,18 @@ func TestHostilePeers(t *testing.T) {
 		{"client", dialHostile},
 	} {
 		t.Run(role.name, func(t *testing.T) {
+			// Every attack must return to the same baseline: one taken before each would
+			// count what the previous one had not yet let go of.
+			base := takeResources()
 			for _, a := range attacks {
 				t.Run(a.name, func(t *testing.T) {
 					// The attack runs in a test of its own, whose cleanups, which hold its
 					// connections, are gone once it returns.
-					base := takeResources()
 					t.Run(fmt.Sprintf("%d connections", conns), func(t *testing.T) {
 						runAttack(t, a, role.start, conns, bomb)
 					})
-					expectReturned(t, base)
+					// Running an attack's test adds one goroutine to the base: its own.
+					expectReturned(t, resources{base.goroutines + 1, base.heap})
 				})
 			}
 		})
@@ -530,7 +550,7 @@ func runAttack(t *testing.T, a attack, start func(*testing.T, CompressionMode, h
 		var ans answer
 		select {
 		case ans = <-answers[i]:
-		case <-time.After(15 * time.Second):
+		case <-time.After(hangGuard):
 			require.FailNow(t, "the Conn neither sent a close frame nor closed the connection")
 		}
 		assert.Empty(t, ans.others, "frames other than pongs before the close frame")
@@ -545,5 +565,181 @@ func runAttack(t *testing.T, a attack, start func(*testing.T, CompressionMode, h
 		}
 		assert.ErrorIs(t, err, net.ErrClosed)
 		assert.Equal(t, a.code, protocolCode(err), "%v", err)
+	}
+}
+
+// TestHostileHandshakes sends Accept requests that a hostile or broken client sends: each
+// is refused with its HTTP status, or accepted without the extension it cannot have.
+func TestHostileHandshakes(t *testing.T) {
+	offers := 1000
+	if !testing.Short() {
+		offers = 10000
+	}
+	repeat := func(offer string, n int, last string) string {
+		return strings.Repeat(offer+", ", n-1) + last
+	}
+	tests := []struct {
+		name      string
+		method    string // GET if empty
+		edit      func(h http.Header)
+		opts      *AcceptOptions
+		status    int
+		extension string // the Sec-WebSocket-Extensions the 101 response carries
+	}{
+		{name: "POST", method: http.MethodPost, status: http.StatusMethodNotAllowed},
+		{name: "CONNECT", method: http.MethodConnect, status: http.StatusMethodNotAllowed},
+		{name: "no key", edit: func(h http.Header) { h.Del("Sec-WebSocket-Key") }, status: http.StatusBadRequest},
+		{name: "key not base64", edit: func(h http.Header) { h.Set("Sec-WebSocket-Key", "!!!!!!!!!!!!!!!!!!!!!!==") }, status: http.StatusBadRequest},
+		{name: "key of 64 KiB", edit: func(h http.Header) { h.Set("Sec-WebSocket-Key", strings.Repeat("A", 64<<10)) }, status: http.StatusBadRequest},
+		{name: "version 12", edit: func(h http.Header) { h.Set("Sec-WebSocket-Version", "12") }, status: http.StatusUpgradeRequired},
+		{name: "version 13 twice", edit: func(h http.Header) { h.Add("Sec-WebSocket-Version", "13") }, status: http.StatusUpgradeRequired},
+		{name: "foreign origin", edit: func(h http.Header) { h.Set("Origin", "https://evil.example") }, status: http.StatusForbidden},
+		{name: "origin not a URL", edit: func(h http.Header) { h.Set("Origin", "http://[::1") }, status: http.StatusForbidden},
+		{
+			name: fmt.Sprintf("%d extension offers, none acceptable", offers),
+			edit: func(h http.Header) {
+				h.Set("Sec-WebSocket-Extensions", repeat("permessage-deflate; server_max_window_bits=7", offers, "x-unknown"))
+			},
+			opts:   &AcceptOptions{Compression: CompressionContextTakeover},
+			status: http.StatusSwitchingProtocols,
+		},
+		{
+			name: fmt.Sprintf("%d extension offers, the last acceptable", offers),
+			edit: func(h http.Header) {
+				h.Set("Sec-WebSocket-Extensions", repeat("x-unknown; a=1", offers, "permessage-deflate"))
+			},
+			opts:      &AcceptOptions{Compression: CompressionContextTakeover},
+			status:    http.StatusSwitchingProtocols,
+			extension: "permessage-deflate",
+		},
+		{
+			name: "malformed extension parameters",
+			edit: func(h http.Header) {
+				h.Set("Sec-WebSocket-Extensions", "permessage-deflate; server_max_window_bits==10, permessage-deflate")
+			},
+			opts:   &AcceptOptions{Compression: CompressionContextTakeover},
+			status: http.StatusSwitchingProtocols,
+		},
+		{
+			name: "extension parameter of 64 KiB",
+			edit: func(h http.Header) {
+				h.Set("Sec-WebSocket-Extensions", "permessage-deflate; x="+strings.Repeat("a", 64<<10))
+			},
+			opts:   &AcceptOptions{Compression: CompressionContextTakeover},
+			status: http.StatusSwitchingProtocols,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := takeResources()
+			t.Run("request", func(t *testing.T) {
+				srv, results := newAcceptServer(t, tt.opts)
+				h := upgradeHeader()
+				if tt.edit != nil {
+					tt.edit(h)
+				}
+				resp, _, _ := sendRaw(t, srv, handshakeRequest(cmp.Or(tt.method, http.MethodGet), "HTTP/1.1", srv.Listener.Addr().String(), h))
+				assert.Equal(t, tt.status, resp.StatusCode)
+				a := receiveAccepted(t, results)
+				if tt.status != http.StatusSwitchingProtocols {
+					requireRefused(t, a, tt.status)
+					return
+				}
+				require.NoError(t, a.err)
+				assert.Equal(t, tt.extension, strings.SplitN(resp.Header.Get("Sec-WebSocket-Extensions"), ";", 2)[0])
+			})
+			expectReturned(t, base)
+		})
+	}
+}
+
+// TestHostileHandshakeResponses answers Dial as a hostile or broken server does: Dial
+// must fail with a clear error, within its bounds, and leave nothing running.
+func TestHostileHandshakeResponses(t *testing.T) {
+	accept := func(req *http.Request) string { return acceptKey(req.Header.Get("Sec-WebSocket-Key")) }
+	tests := []struct {
+		name    string
+		opts    *DialOptions
+		respond func(nc net.Conn, req *http.Request)
+		check   func(t *testing.T, err error)
+	}{
+		{
+			name: "refusal with a body",
+			respond: func(nc net.Conn, _ *http.Request) {
+				io.WriteString(nc, "HTTP/1.1 403 Forbidden\r\nContent-Length: 9\r\n\r\nno thanks")
+			},
+			check: func(t *testing.T, err error) {
+				var he *HandshakeError
+				require.ErrorAs(t, err, &he)
+				assert.Equal(t, http.StatusForbidden, he.Status)
+				assert.Contains(t, he.Reason, "no thanks")
+			},
+		},
+		{
+			name: "wrong Sec-WebSocket-Accept",
+			respond: func(nc net.Conn, _ *http.Request) {
+				io.WriteString(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "+sampleAccept+"\r\n\r\n")
+			},
+			check: func(t *testing.T, err error) {
+				var he *HandshakeError
+				require.ErrorAs(t, err, &he)
+				assert.Equal(t, http.StatusSwitchingProtocols, he.Status)
+			},
+		},
+		{
+			name: "extension not offered",
+			respond: func(nc net.Conn, req *http.Request) {
+				io.WriteString(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "+accept(req)+"\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
+			},
+			check: func(t *testing.T, err error) { require.Error(t, err) },
+		},
+		{
+			name: "not HTTP",
+			respond: func(nc net.Conn, _ *http.Request) {
+				io.WriteString(nc, "SSH-2.0-OpenSSH_9.6\r\n")
+			},
+			check: func(t *testing.T, err error) { require.Error(t, err) },
+		},
+		{
+			name: "endless response head",
+			respond: func(nc net.Conn, req *http.Request) {
+				io.WriteString(nc, "HTTP/1.1 101 Switching Protocols\r\n")
+				line := []byte("X-Filler: " + strings.Repeat("a", 1000) + "\r\n")
+				for {
+					if _, err := nc.Write(line); err != nil {
+						return // Dial gave up and closed the connection
+					}
+				}
+			},
+			check: func(t *testing.T, err error) { assert.ErrorIs(t, err, errResponseHead) },
+		},
+		{
+			name: "response head never finished",
+			opts: &DialOptions{HandshakeTimeout: 100 * time.Millisecond},
+			respond: func(nc net.Conn, _ *http.Request) {
+				io.WriteString(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: webs")
+			},
+			check: func(t *testing.T, err error) { assert.ErrorIs(t, err, context.DeadlineExceeded) },
+		},
+		{
+			name: "close in the middle of the response head",
+			respond: func(nc net.Conn, _ *http.Request) {
+				io.WriteString(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: webs")
+				nc.Close()
+			},
+			check: func(t *testing.T, err error) { require.Error(t, err) },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := takeResources()
+			t.Run("dial", func(t *testing.T) {
+				srv := startRawHTTPServer(t, tt.respond)
+				c, _, err := Dial(waitContext(t), "ws://"+srv.addr, tt.opts)
+				assert.Nil(t, c)
+				tt.check(t, err)
+			})
+			expectReturned(t, base)
+		})
 	}
 }
