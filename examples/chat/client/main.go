@@ -5,6 +5,10 @@
 //
 //	go run ./examples/chat/client -name ann [-room lobby] [-url ws://127.0.0.1:8080/ws]
 //
+// With several URLs, of nodes sharing their rooms through Redis (examples/chat/redis),
+// each connection after a failure goes to the next: a session whose node goes away
+// resumes on another.
+//
 // It stops at the end of its input, on SIGINT, or when the server refuses its name or
 // room.
 package main
@@ -19,7 +23,7 @@ import (
 )
 
 func main() {
-	url := flag.String("url", "ws://127.0.0.1:8080/ws", "URL of the chat endpoint")
+	url := flag.String("url", "ws://127.0.0.1:8080/ws", "URL of the chat endpoint; several, separated by commas, are tried in turn")
 	room := flag.String("room", "lobby", "room to join")
 	name := flag.String("name", "", "name to chat under (required)")
 	flag.Parse()

@@ -28,7 +28,7 @@ type event struct {
 
 // session is one user in one room, over as many connections as it takes.
 type session struct {
-	url, room, name string
+	url, room, name string                          // url may be several, separated by commas, tried in turn
 	out             io.Writer                       // where events are printed, a line each
 	backoff         func(attempt int) time.Duration // how long to wait before reconnection attempt+1
 
@@ -38,6 +38,8 @@ type session struct {
 	epoch    string
 	after    int64
 	welcomed bool // the current connection had its welcome
+
+	tries int // connections attempted: which URL the next one goes to
 }
 
 // errRefused wraps the error of a handshake that the server refused with 400: the name
@@ -87,7 +89,12 @@ func (s *session) connect(ctx context.Context, lines <-chan string) (done bool, 
 		q.Set("after", strconv.FormatInt(s.after, 10))
 	}
 	s.welcomed = false
-	c, resp, err := websocket.Dial(ctx, s.url+"?"+q.Encode(), nil)
+	// After a failure, the next server: with several nodes of one chat, the session
+	// resumes on another when its own goes away.
+	urls := strings.Split(s.url, ",")
+	u := urls[s.tries%len(urls)]
+	s.tries++
+	c, resp, err := websocket.Dial(ctx, u+"?"+q.Encode(), nil)
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusBadRequest {
 			return false, fmt.Errorf("%w: %v", errRefused, err)

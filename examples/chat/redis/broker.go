@@ -157,6 +157,7 @@ func (b *broker) Join(ctx context.Context, j chat.JoinRequest, m chat.Member) er
 			names = append(names, parts[2])
 		}
 	}
+	slices.Sort(names)
 	m.Deliver(chat.Encode(chat.Event{Type: "welcome", Epoch: r.epoch, Members: names}))
 
 	// A client from another life of the room, or one that has been away longer than the
