@@ -137,9 +137,11 @@ func TestHostileOpenCompressedMessages(t *testing.T) {
 	takeover := messageCost(t, conns, CompressionContextTakeover, true) - plain
 	t.Logf("per connection: idle %d bytes, open plain message %d bytes", idle, plain)
 	t.Logf("more with compression: idle with context takeover %d bytes; open message %d bytes without context takeover, %d with", idleTakeover, noContext, takeover)
-	assert.Less(t, idleTakeover, int64(34<<10), "doc.go, Compression: 32 KiB")
-	assert.Less(t, noContext, int64(48<<10), "doc.go, Compression: 45 KiB")
-	assert.Less(t, takeover, int64(80<<10), "doc.go, Compression: 77 KiB")
+	// The bounds allow for the noise of a whole -race run, about 2 KB a connection; a
+	// 16 KiB input buffer in the decompressor, for one, would exceed them.
+	assert.Less(t, idleTakeover, int64(37<<10), "doc.go, Compression: 32 KiB")
+	assert.Less(t, noContext, int64(50<<10), "doc.go, Compression: 45 KiB")
+	assert.Less(t, takeover, int64(83<<10), "doc.go, Compression: 77 KiB")
 }
 
 // The catalogue of hostile peers. Each entry runs against a server, a Conn from Accept
@@ -169,16 +171,18 @@ const hangGuard = 30 * time.Second
 // worth on each attack would still exceed under the heavy variants.
 const heapSlack = 4 << 20
 
-// expectReturned checks that goroutines return to base within a bounded wait, and that
-// the heap is within heapSlack of it.
+// expectReturned checks that goroutines return to base and the heap to within heapSlack
+// of it, waiting a bounded time for both: a connection's goroutines may end after other
+// goroutines of the test binary do, so their count alone does not say it is over.
 func expectReturned(t *testing.T, base resources) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > base.goroutines && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond) // a bounded wait for goroutines to end, not a synchronisation
+	heap := heapInUse()
+	for (runtime.NumGoroutine() > base.goroutines || heap-base.heap >= heapSlack) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // a bounded wait for goroutines to end, not a synchronisation
+		heap = heapInUse()
 	}
 	assert.LessOrEqual(t, runtime.NumGoroutine(), base.goroutines, "goroutines left running")
-	heap := heapInUse()
 	assert.Less(t, heap-base.heap, int64(heapSlack), "heap grew by %d bytes", heap-base.heap)
 }
 
@@ -522,15 +526,8 @@ func TestHostilePeers(t *testing.T) {
 					t.Run(fmt.Sprintf("%d connections", conns), func(t *testing.T) {
 						runAttack(t, a, role.start, conns, bomb)
 					})
-					// Running an attack's test adds one goroutine to the base: its own. Under
-					// -race, the heap after the heavier attacks on a server stays up to 2.6 MiB
-					// a connection above the base, which it does not without -race and which
-					// is not explained yet: the base allows for it there.
-					heap := base.heap
-					if raceEnabled && conns > 1 {
-						heap += int64(conns) * 3 << 20
-					}
-					expectReturned(t, resources{base.goroutines + 1, heap})
+					// Running an attack's test adds one goroutine to the base: its own.
+					expectReturned(t, resources{base.goroutines + 1, base.heap})
 				})
 			}
 		})
