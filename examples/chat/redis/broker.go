@@ -157,6 +157,11 @@ func (b *broker) Join(ctx context.Context, j chat.JoinRequest, m chat.Member) er
 			names = append(names, parts[2])
 		}
 	}
+	// The others are told before m has its welcome: they see m join before any line m
+	// sends.
+	if err := appendEvent.Run(ctx, b.rdb, []string{logKey + j.Room, epochKey + j.Room}, r.epoch, b.history, "join", m.Name(), "", me.id).Err(); err != nil {
+		log.Printf("announcing %s in %s: %v", m.Name(), j.Room, err)
+	}
 	slices.Sort(names)
 	m.Deliver(chat.Encode(chat.Event{Type: "welcome", Epoch: r.epoch, Members: names}))
 
@@ -186,9 +191,6 @@ func (b *broker) Join(ctx context.Context, j chat.JoinRequest, m chat.Member) er
 	me.after = max(after, r.last)
 	r.members[m] = me
 
-	if _, err := appendEvent.Run(ctx, b.rdb, []string{logKey + j.Room, epochKey + j.Room}, r.epoch, b.history, "join", m.Name(), "", me.id).Result(); err != nil {
-		log.Printf("announcing %s in %s: %v", m.Name(), j.Room, err)
-	}
 	if fresh {
 		b.rooms[j.Room] = r
 		b.wake(ctx)
