@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,6 +70,8 @@ func (s *redisServer) addr() string { return "127.0.0.1:" + s.port }
 func (s *redisServer) start(t *testing.T) {
 	t.Helper()
 	s.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", s.port, "--save", "", "--appendonly", "no")
+	// A test binary killed on a timeout takes the server with it.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	require.NoError(t, s.cmd.Start())
 	s.done = make(chan struct{})
 	go func() {
