@@ -22,8 +22,6 @@ type client struct {
 	conn *websocket.Conn
 
 	// dropped is closed when the server ends the connection, with code and reason.
-	ctx      context.Context // ends when dropped, cancelling a ping under way
-	cancel   context.CancelFunc
 	dropped  chan struct{}
 	dropOnce sync.Once
 	code     websocket.StatusCode
@@ -115,8 +113,16 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 	defer h.active.Done()
 
 	// The Group closes the connection with 1001 when the hub shuts down. MaxBuffered is
-	// how far behind the client may fall before its Conn closes it with 1008.
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Group: &h.group, MaxBuffered: h.cfg.Queue})
+	// how far behind the client may fall before its Conn closes it with 1008. The Conn
+	// pings a client that has been quiet for PingEvery, and closes the connection if
+	// nothing comes back within PongWithin: the peer or the network is gone, and without
+	// pings the server would learn it only when the kernel gives up on a write.
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Group:        &h.group,
+		MaxBuffered:  h.cfg.Queue,
+		PingInterval: h.cfg.PingEvery,
+		PingTimeout:  h.cfg.PongWithin,
+	})
 	if err != nil {
 		return // Accept has answered with an HTTP error
 	}
@@ -129,27 +135,20 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 		conn.Close(websocket.StatusTryAgainLater, "the rooms are out of reach")
 		return
 	}
-	var wg sync.WaitGroup
-	wg.Go(func() { c.keepAlive(h.cfg.PingEvery, h.cfg.PongWithin) })
-
 	err = c.readLoop(h.broker, j.Room)
 	h.broker.Leave(j.Room, c)
-	// Stops the pings and closes the connection with the code and reason of the drop. If
+	// Closes the connection with the code and reason of the drop. If
 	// the peer closed, or the connection failed or was closed by the Group or for being
 	// too slow, the Conn is closed already and this sends nothing.
 	c.drop(websocket.StatusNormalClosure, "")
 	c.closeDropped()
-	wg.Wait()
 	log.Printf("%s left %s: %v", c.name, j.Room, err)
 }
 
 func newClient(name string, conn *websocket.Conn, cfg Config) *client {
-	ctx, cancel := context.WithCancel(context.Background())
 	return &client{
 		name:    name,
 		conn:    conn,
-		ctx:     ctx,
-		cancel:  cancel,
 		dropped: make(chan struct{}),
 		limit:   limiter{rate: cfg.Rate, burst: float64(cfg.Burst), tokens: float64(cfg.Burst), last: time.Now()},
 	}
@@ -177,7 +176,6 @@ func (c *client) drop(code websocket.StatusCode, reason string) {
 	c.dropOnce.Do(func() {
 		c.code, c.reason = code, reason
 		close(c.dropped)
-		c.cancel()
 	})
 }
 
@@ -219,29 +217,4 @@ func (c *client) readLoop(b Broker, room string) error {
 func (c *client) closeDropped() {
 	<-c.dropped
 	c.conn.Close(c.code, c.reason)
-}
-
-// keepAlive pings c every interval until c is dropped, and closes the connection if a
-// pong does not come back within timeout: the peer or the network is gone, and without
-// pings the server would learn it only when the kernel gives up on a write.
-func (c *client) keepAlive(every, timeout time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.dropped:
-			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(c.ctx, timeout)
-		err := c.conn.Ping(ctx)
-		cancel()
-		if err != nil {
-			if c.ctx.Err() == nil {
-				log.Printf("%s: no pong: %v", c.name, err)
-				c.conn.CloseNow()
-			}
-			return
-		}
-	}
 }
