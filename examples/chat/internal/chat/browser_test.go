@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -25,22 +24,17 @@ import (
 func TestBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	h := NewHub(Defaults, NewMemory(Defaults))
+	h, srv := newServer(t, Defaults)
 	var refusing atomic.Bool
-	handler := h.Handler()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	handler := srv.Config.Handler
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/ws" && refusing.Load() {
 			http.Error(w, "try again later", http.StatusServiceUnavailable)
 			return
 		}
 		handler.ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		assert.NoError(t, h.Shutdown(ctx))
-		srv.Close()
 	})
+	srv.Start()
 
 	browser := chromium.Start(ctx, t)
 	ann, err := browser.Open(ctx, srv.URL+"/?room=go&name=ann")
@@ -94,24 +88,18 @@ func TestBrowserKeepAlive(t *testing.T) {
 	// The timeout is not what this test is about: it is long enough that a loaded
 	// machine does not cut the page.
 	cfg := Config{History: 3, Queue: 8 << 10, PingEvery: 50 * time.Millisecond, PongWithin: time.Second}
-	h := NewHub(cfg, NewMemory(cfg))
+	h, srv := newServer(t, cfg)
 	var handshakes atomic.Int32
-	handler := h.Handler()
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	handler := srv.Config.Handler
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/ws" {
 			handshakes.Add(1)
 		}
 		handler.ServeHTTP(w, r)
-	}))
+	})
 	wire := &pongListener{Listener: srv.Listener, pongs: make(chan struct{}, 1024)}
 	srv.Listener = wire
 	srv.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		assert.NoError(t, h.Shutdown(ctx))
-		srv.Close()
-	})
 
 	browser := chromium.Start(ctx, t)
 	ann, err := browser.Open(ctx, srv.URL+"/?room=go&name=ann")

@@ -28,8 +28,16 @@ var testConfig = Config{History: 3, Queue: 8 << 10, PingEvery: time.Hour, PongWi
 // serve runs a hub with cfg behind a test server bound to 127.0.0.1. When the test
 // ends, the hub is shut down, which waits for every connection to be done.
 func serve(t *testing.T, cfg Config) (*Hub, *httptest.Server) {
+	h, srv := newServer(t, cfg)
+	srv.Start()
+	return h, srv
+}
+
+// newServer is serve with the server not started, so that a test can put a handler in
+// front of the hub's or wrap the listener.
+func newServer(t *testing.T, cfg Config) (*Hub, *httptest.Server) {
 	h := NewHub(cfg, NewMemory(cfg))
-	srv := httptest.NewServer(h.Handler())
+	srv := httptest.NewUnstartedServer(h.Handler())
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
