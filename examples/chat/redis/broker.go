@@ -28,30 +28,89 @@ import (
 //	chat:here:ROOM   a sorted set: who is in the room, as node/conn/name, scored by when
 //	                 the entry expires unless its node renews it
 //
-// and chat:wake:NODE, a stream each node adds to, to wake its own reader when it starts
-// reading another room.
+// and of a node, with its name after the prefix:
+//
+//	chat:wake:NODE   a stream each node adds to, to wake its own reader when it starts
+//	                 reading another room
+//	chat:node:NODE   a string that expires unless the node renews it: the node is alive
+//	chat:rooms:NODE  a set: the rooms the node has members in
+//
+// and chat:nodes, the set of nodes that have said they are alive and not yet been found
+// dead.
 const (
 	logKey   = "chat:log:"
 	epochKey = "chat:epoch:"
 	hereKey  = "chat:here:"
 	wakeKey  = "chat:wake:"
+	nodeKey  = "chat:node:"
+	roomsKey = "chat:rooms:"
+	nodesKey = "chat:nodes"
 )
 
-// Presence entries expire unless renewed: a node that dies takes its members with it
-// once presenceTTL has passed.
+// Presence entries expire unless renewed: members of a node that dies are taken out by
+// the nodes that find it dead (reap), and, should none be running, once presenceTTL has
+// passed.
 const (
 	presenceTTL   = 30 * time.Second
 	presenceRenew = 10 * time.Second
 )
 
+// defaultBeat is how often a node says it is alive, unless its timing says otherwise. A
+// node that has not for deadBeats beats is taken for dead.
+const (
+	defaultBeat = time.Second
+	deadBeats   = 3
+)
+
+// appendLua is the Lua function that adds an event to a room's stream. The ID 0-*
+// numbers the entries 0-1, 0-2, ... in one sequence across every node.
+const appendLua = `
+local function append(log, history, kind, name, text, conn)
+  return redis.call('XADD', log, 'MAXLEN', '~', history, '0-*', 't', kind, 'n', name, 'x', text, 'c', conn)
+end
+`
+
 // appendEvent adds an event to a room's stream, unless the room has started another
-// life (Redis lost its data) since the node read its epoch. The ID 0-* numbers the
-// entries 0-1, 0-2, ... in one sequence across every node.
-var appendEvent = redis.NewScript(`
+// life (Redis lost its data) since the node read its epoch.
+var appendEvent = redis.NewScript(appendLua + `
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then
   return redis.error_reply('EPOCH the room has started another life')
 end
-return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '0-*', 't', ARGV[3], 'n', ARGV[4], 'x', ARGV[5], 'c', ARGV[6])
+return append(KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+`)
+
+// reapNodes takes the members of every node found dead (its chat:node key expired) out
+// of their rooms' presence and adds a leave for each to the room's stream. Being one
+// script, it runs whole before or after any other: a dead node is taken out of
+// chat:nodes by the first node to run it, so each leave is added once however many
+// nodes run it. It returns how many nodes it found dead. It builds the keys of the
+// rooms from their names, which is why they are not in KEYS: the chat runs on one
+// Redis, not a cluster.
+var reapNodes = redis.NewScript(appendLua + `
+local dead = 0
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', '` + nodeKey + `' .. node) == 0 then
+    dead = dead + 1
+    local prefix = node .. '/'
+    for _, room in ipairs(redis.call('SMEMBERS', '` + roomsKey + `' .. node)) do
+      local here = '` + hereKey + `' .. room
+      local live = redis.call('EXISTS', '` + epochKey + `' .. room) == 1
+      for _, e in ipairs(redis.call('ZRANGE', here, 0, -1)) do
+        if string.sub(e, 1, #prefix) == prefix then
+          redis.call('ZREM', here, e)
+          local rest = string.sub(e, #prefix + 1)
+          local slash = string.find(rest, '/', 1, true)
+          if live and slash then
+            append('` + logKey + `' .. room, ARGV[1], 'leave', string.sub(rest, slash + 1), '', prefix .. string.sub(rest, 1, slash - 1))
+          end
+        end
+      end
+    end
+    redis.call('DEL', '` + roomsKey + `' .. node)
+    redis.call('SREM', KEYS[1], node)
+  end
+end
+return dead
 `)
 
 // broker is a chat.Broker whose rooms live in Redis, shared by every node on it. Each
@@ -61,12 +120,23 @@ type broker struct {
 	rdb     *redis.Client
 	node    string // names this process in presence entries and its wake stream
 	history int64  // entries a stream keeps, about
+	beat    time.Duration
 
 	mu     sync.Mutex
 	rooms  map[string]*room // rooms with members on this node
 	nextID int64            // numbers this node's connections
 	wakeID string           // the last entry of the wake stream read
 	down   bool             // Redis is out of reach, and the members were told
+	alive  bool             // the node has said it is alive: it is in chat:nodes unless found dead
+}
+
+// timing is how often a node does what it does on its own; the zero value is the
+// command's.
+type timing struct {
+	// Beat is how often the node says it is alive, and looks for nodes that have not: a
+	// node that dies without a word has its members leave their rooms within about 4
+	// beats. 1 second by default; every beat costs a node three Redis commands.
+	Beat time.Duration
 }
 
 // room is a room that has members on this node.
@@ -85,11 +155,15 @@ type member struct {
 }
 
 // newBroker returns a broker on rdb that keeps about history events a room.
-func newBroker(rdb *redis.Client, history int) *broker {
+func newBroker(rdb *redis.Client, history int, tm timing) *broker {
+	if tm.Beat <= 0 {
+		tm.Beat = defaultBeat
+	}
 	return &broker{
 		rdb:     rdb,
 		node:    strings.ToLower(rand.Text()[:10]),
 		history: int64(max(history, 1)),
+		beat:    tm.Beat,
 		rooms:   make(map[string]*room),
 		wakeID:  "0-0",
 	}
@@ -134,6 +208,7 @@ func (b *broker) Join(ctx context.Context, j chat.JoinRequest, m chat.Member) er
 		first = p.XRangeN(ctx, logKey+j.Room, "-", "+", 1)
 		tip = p.XRevRangeN(ctx, logKey+j.Room, "+", "-", 1)
 		p.ZAdd(ctx, hereKey+j.Room, redis.Z{Score: float64(now.Add(presenceTTL).UnixMilli()), Member: here})
+		p.SAdd(ctx, roomsKey+b.node, j.Room) // where to look for m should this node die
 		members = p.ZRangeByScore(ctx, hereKey+j.Room, &redis.ZRangeBy{Min: strconv.FormatInt(now.UnixMilli(), 10), Max: "+inf"})
 		return nil
 	})
@@ -255,12 +330,16 @@ func (b *broker) Leave(name string, m chat.Member) {
 		return
 	}
 	delete(r.members, m)
-	if len(r.members) == 0 {
-		delete(b.rooms, name)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := b.rdb.ZRem(ctx, hereKey+name, me.id+"/"+m.Name()).Err(); err != nil {
+	if _, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRem(ctx, hereKey+name, me.id+"/"+m.Name())
+		if len(r.members) == 0 {
+			delete(b.rooms, name)
+			p.SRem(ctx, roomsKey+b.node, name)
+		}
+		return nil
+	}); err != nil {
 		log.Printf("%s leaving %s: %v", m.Name(), name, err)
 	}
 	if err := appendEvent.Run(ctx, b.rdb, []string{logKey + name, epochKey + name}, r.epoch, b.history, "leave", m.Name(), "", me.id).Err(); err != nil {
@@ -356,9 +435,10 @@ func (r *room) deliver(msgs []redis.XMessage) {
 		ev := encode(n, x)
 		from, _ := x.Values["c"].(string)
 		for m, me := range r.members {
-			// A member that cannot take it has been dropped, and leaves the room when its
-			// connection ends.
-			if n > me.after && !(x.Values["t"] == "join" && from == me.id) {
+			// A member is not told of its own join, nor of its own leave, which the others
+			// see when its node is found dead while it lives. A member that cannot take
+			// the event has been dropped, and leaves the room when its connection ends.
+			if n > me.after && (from != me.id || x.Values["t"] == "message") {
 				m.Deliver(ev)
 			}
 		}
@@ -392,8 +472,7 @@ func (b *broker) setDown(down bool) bool {
 // recover checks, once Redis is back, that it still has each room this node serves. A
 // Redis that lost its data has rooms that start another life, numbered from 1 again:
 // their members here are disconnected with 1012 (service restart), and those that
-// reconnect are told of the gap. The members of the others are put back in presence,
-// in case it was lost.
+// reconnect are told of the gap.
 func (b *broker) recover(ctx context.Context) {
 	b.mu.Lock()
 	rooms := make(map[string]*room, len(b.rooms))
@@ -433,8 +512,10 @@ func (b *broker) renewPresence(ctx context.Context) {
 	for name, r := range b.rooms {
 		r.mu.Lock()
 		for m, me := range r.members {
+			// Only those still there: a node found dead puts its members back itself, and
+			// says they join (sayAlive).
 			key, z := hereKey+name, redis.Z{Score: until, Member: me.id + "/" + m.Name()}
-			cmds = append(cmds, func(p redis.Pipeliner) { p.ZAdd(ctx, key, z) })
+			cmds = append(cmds, func(p redis.Pipeliner) { p.ZAddXX(ctx, key, z) })
 		}
 		// The entries of nodes that have died.
 		key, expired := hereKey+name, "("+strconv.FormatInt(time.Now().UnixMilli(), 10)
@@ -449,5 +530,103 @@ func (b *broker) renewPresence(ctx context.Context) {
 		return nil
 	}); err != nil {
 		log.Printf("renewing presence: %v", err)
+	}
+}
+
+// keepAlive says every beat that the node is alive, and takes the members of nodes found
+// dead out of their rooms, until ctx ends.
+func (b *broker) keepAlive(ctx context.Context) {
+	t := time.NewTicker(b.beat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		b.sayAlive(ctx)
+		b.reap(ctx)
+	}
+}
+
+// sayAlive renews the node's chat:node key, and puts it in chat:nodes. A node that finds
+// itself out of chat:nodes after it had been in was found dead by another (it could not
+// reach Redis for deadBeats beats), and its members were said to have left: they join
+// again.
+func (b *broker) sayAlive(ctx context.Context) {
+	var added *redis.IntCmd
+	_, err := b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, nodeKey+b.node, 1, deadBeats*b.beat)
+		added = p.SAdd(ctx, nodesKey, b.node)
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Printf("saying the node is alive: %v", err)
+		}
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	wasAlive := b.alive
+	b.alive = true
+	if added.Val() == 0 || !wasAlive {
+		return
+	}
+	log.Printf("this node was found dead: its members join their rooms again")
+	until := strconv.FormatInt(time.Now().Add(presenceTTL).UnixMilli(), 10)
+	for name, r := range b.rooms {
+		r.mu.Lock()
+		args := []any{r.epoch, b.history, name, until}
+		for m, me := range r.members {
+			args = append(args, me.id, m.Name())
+		}
+		r.mu.Unlock()
+		keys := []string{epochKey + name, hereKey + name, logKey + name, roomsKey + b.node}
+		if err := rejoin.Run(ctx, b.rdb, keys, args...).Err(); err != nil {
+			log.Printf("joining %s again: %v", name, err)
+		}
+	}
+}
+
+// rejoin puts the members of a node found dead back in a room, unless the room has
+// started another life: each that is not in its presence is put in and joins again,
+// and the room is one of the node's again.
+var rejoin = redis.NewScript(appendLua + `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+redis.call('SADD', KEYS[4], ARGV[3])
+local n = 0
+for i = 5, #ARGV, 2 do
+  if redis.call('ZADD', KEYS[2], 'NX', ARGV[4], ARGV[i] .. '/' .. ARGV[i + 1]) == 1 then
+    append(KEYS[3], ARGV[2], 'join', ARGV[i + 1], '', ARGV[i])
+    n = n + 1
+  end
+end
+return n
+`)
+
+// reap takes the members of the nodes found dead out of their rooms, telling the others.
+func (b *broker) reap(ctx context.Context) {
+	n, err := reapNodes.Run(ctx, b.rdb, []string{nodesKey}, b.history).Int()
+	switch {
+	case err != nil && ctx.Err() == nil:
+		log.Printf("looking for dead nodes: %v", err)
+	case n > 0:
+		log.Printf("%d nodes found dead: their members have left their rooms", n)
+	}
+}
+
+// sayGone takes the node out of chat:nodes once its members have left, so that no other
+// node looks for them.
+func (b *broker) sayGone(ctx context.Context) {
+	_, err := b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.SRem(ctx, nodesKey, b.node)
+		p.Del(ctx, nodeKey+b.node, roomsKey+b.node)
+		return nil
+	})
+	if err != nil {
+		log.Printf("saying the node is gone: %v", err)
 	}
 }

@@ -44,6 +44,9 @@ var (
 // is a chat node, not tests, so that its CPU time is its own.
 const nodeEnv = "CHAT_TEST_NODE_REDIS"
 
+// beatEnv, when set, is the Beat of the node process's timing.
+const beatEnv = "CHAT_TEST_NODE_BEAT"
+
 // profileEnv, when set, has each node process write a CPU profile to its value, a dot
 // and the process's ID.
 const profileEnv = "CHAT_TEST_NODE_CPUPROFILE"
@@ -66,7 +69,9 @@ func runNode(addr string) {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	if err := serve(ctx, l, &redis.Options{Addr: addr}, testConfig); err != nil {
+	var tm timing
+	tm.Beat, _ = time.ParseDuration(os.Getenv(beatEnv))
+	if err := serve(ctx, l, &redis.Options{Addr: addr}, testConfig, tm); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -74,26 +79,41 @@ func runNode(addr string) {
 
 // nodeProcess is a chat node in a process of its own.
 type nodeProcess struct {
-	url string
-	cmd *exec.Cmd
+	url    string
+	cmd    *exec.Cmd
+	killed bool
 }
 
-func startNodeProcess(t *testing.T, redisAddr string) *nodeProcess {
+// startNodeProcess starts a node process on the Redis at redisAddr, with env added to
+// its environment, stopped with SIGTERM when the test ends.
+func startNodeProcess(t *testing.T, redisAddr string, env ...string) *nodeProcess {
 	t.Helper()
+	n := &nodeProcess{}
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), nodeEnv+"="+redisAddr)
+	cmd.Env = append(append(os.Environ(), nodeEnv+"="+redisAddr), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		assert.NoError(t, cmd.Wait())
+		if !n.killed {
+			cmd.Process.Signal(syscall.SIGTERM)
+			assert.NoError(t, cmd.Wait())
+		}
 	})
 	addr, err := bufio.NewReader(out).ReadString('\n')
 	require.NoError(t, err)
-	return &nodeProcess{url: "ws://" + strings.TrimSpace(addr) + "/ws?", cmd: cmd}
+	n.url, n.cmd = "ws://"+strings.TrimSpace(addr)+"/ws?", cmd
+	return n
+}
+
+// kill ends the process with SIGKILL, as a crash would: it tells nobody.
+func (n *nodeProcess) kill(t *testing.T) {
+	t.Helper()
+	require.NoError(t, n.cmd.Process.Kill())
+	n.cmd.Wait() // says the process was killed
+	n.killed = true
 }
 
 // cpuTime returns the CPU time process pid has used, from /proc.

@@ -16,6 +16,10 @@
 // sent then are refused with a notice. If Redis comes back without the room (it kept no
 // data), the room starts another life and its members are told of a gap when they
 // reconnect.
+//
+// Each node says every second that it is alive. When one dies without a word (killed,
+// or its machine gone), another finds it within about four seconds and has its members
+// leave their rooms, once; their pages reconnect to a node that lives.
 package main
 
 import (
@@ -28,6 +32,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -57,25 +62,31 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, l, opts, cfg); err != nil {
+	if err := serve(ctx, l, opts, cfg, timing{}); err != nil {
 		log.Fatal(err)
 	}
 }
 
 // serve serves the chat on l with rooms in the Redis of opts until ctx ends.
-func serve(ctx context.Context, l net.Listener, opts *redis.Options, cfg chat.Config) error {
+func serve(ctx context.Context, l net.Listener, opts *redis.Options, cfg chat.Config, tm timing) error {
 	// The broker tries Redis again with a backoff of its own, and tells the clients
 	// meanwhile: a command need not wait through the client's dial retries.
 	opts.DialerRetries = 1
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
-	b := newBroker(rdb, cfg.History)
+	b := newBroker(rdb, cfg.History, tm)
 	readCtx, stopReading := context.WithCancel(context.Background())
+	b.sayAlive(readCtx) // before the first member joins: should the node die, it is found
 	var wg sync.WaitGroup
 	wg.Go(func() { b.run(readCtx) })
+	wg.Go(func() { b.keepAlive(readCtx) })
 	err := chat.Serve(ctx, l, chat.NewHub(cfg, b))
 	stopReading()
 	b.wake(context.Background()) // out of its XREAD, to find it must stop
 	wg.Wait()
+	// Every member has left: no node need look for them.
+	goneCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b.sayGone(goneCtx)
 	return err
 }

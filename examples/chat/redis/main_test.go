@@ -103,11 +103,17 @@ type node struct {
 // startNode starts a node on the Redis at addr, stopped when the test ends.
 func startNode(t *testing.T, addr string) *node {
 	t.Helper()
+	return startNodeWith(t, addr, testConfig, timing{})
+}
+
+// startNodeWith starts a node like startNode, with cfg and tm.
+func startNodeWith(t *testing.T, addr string, cfg chat.Config, tm timing) *node {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &node{url: "ws://" + l.Addr().String() + "/ws?", cancel: cancel, done: make(chan error, 1)}
-	go func() { n.done <- serve(ctx, l, &redis.Options{Addr: addr}, testConfig) }()
+	go func() { n.done <- serve(ctx, l, &redis.Options{Addr: addr}, cfg, tm) }()
 	t.Cleanup(func() { n.stop(t) })
 	return n
 }
@@ -377,7 +383,7 @@ func TestJoinWhileBehind(t *testing.T) {
 
 	// A node whose reader the test runs.
 	rdb := redis.NewClient(&redis.Options{Addr: r.addr()})
-	b := newBroker(rdb, testConfig.History)
+	b := newBroker(rdb, testConfig.History, timing{})
 	h := chat.NewHub(testConfig, b)
 	srv := httptest.NewServer(h.Handler())
 	runCtx, stopRunning := context.WithCancel(context.Background())
@@ -451,4 +457,94 @@ func TestRedisRestart(t *testing.T) {
 	ann.send(ctx, t, "again")
 	assert.Equal(t, []string{"again"}, texts(bob.messages(ctx, t, 1)))
 	assert.Equal(t, []string{"again"}, texts(ann.messages(ctx, t, 1)))
+}
+
+// TestNodeDies has a node process killed, as a crash would: the nodes left find it dead
+// within a few beats, and its members leave their rooms, each leave told once to each
+// member however many nodes look, and gone from presence.
+func TestNodeDies(t *testing.T) {
+	ctx := testContext(t)
+	r := startRedis(t)
+	fast := timing{Beat: 20 * time.Millisecond}
+	a, c := startNodeWith(t, r.addr(), testConfig, fast), startNodeWith(t, r.addr(), testConfig, fast)
+	b := startNodeProcess(t, r.addr(), beatEnv+"=20ms")
+	onB := &node{url: b.url}
+
+	ann, _ := join(ctx, t, a, "room=go&name=ann")
+	dan, _ := join(ctx, t, c, "room=go&name=dan")
+	fay, _ := join(ctx, t, c, "room=rust&name=fay")
+	join(ctx, t, onB, "room=go&name=bob")
+	join(ctx, t, onB, "room=go&name=cat")
+	join(ctx, t, onB, "room=rust&name=eve")
+	for _, who := range []string{"dan", "bob", "cat"} {
+		require.Equal(t, chat.Event{Type: "join", Name: who}, ann.next(ctx, t))
+	}
+	for _, who := range []string{"bob", "cat"} {
+		require.Equal(t, chat.Event{Type: "join", Name: who}, dan.next(ctx, t))
+	}
+	require.Equal(t, chat.Event{Type: "join", Name: "eve"}, fay.next(ctx, t))
+
+	b.kill(t)
+	left := []chat.Event{{Type: "leave", Name: "bob"}, {Type: "leave", Name: "cat"}}
+	assert.ElementsMatch(t, left, []chat.Event{ann.next(ctx, t), ann.next(ctx, t)})
+	assert.ElementsMatch(t, left, []chat.Event{dan.next(ctx, t), dan.next(ctx, t)})
+	assert.Equal(t, chat.Event{Type: "leave", Name: "eve"}, fay.next(ctx, t))
+
+	// However often the nodes look again, nobody leaves twice.
+	rdb := redis.NewClient(&redis.Options{Addr: r.addr()})
+	defer rdb.Close()
+	for range 2 {
+		dead, err := reapNodes.Run(ctx, rdb, []string{nodesKey}, testConfig.History).Int()
+		require.NoError(t, err)
+		assert.Zero(t, dead)
+	}
+	_, welcome := join(ctx, t, c, "room=go&name=gus")
+	assert.ElementsMatch(t, []string{"ann", "dan", "gus"}, welcome.Members)
+	assert.Equal(t, chat.Event{Type: "join", Name: "gus"}, ann.next(ctx, t))
+	assert.Equal(t, chat.Event{Type: "join", Name: "gus"}, dan.next(ctx, t))
+	fay.send(ctx, t, "still here")
+	assert.Equal(t, "still here", fay.next(ctx, t).Text)
+}
+
+// TestNodeFoundDead has a node taken for dead while it lives, as one cut off from Redis
+// for a few beats is: its members are seen to leave, once, and once the node says it is
+// alive again, to join again, and they miss nothing meanwhile.
+func TestNodeFoundDead(t *testing.T) {
+	ctx := testContext(t)
+	r := startRedis(t)
+	fast := timing{Beat: 20 * time.Millisecond}
+	a, c := startNodeWith(t, r.addr(), testConfig, fast), startNodeWith(t, r.addr(), testConfig, fast)
+	ann, _ := join(ctx, t, a, "room=go&name=ann")
+	bob, _ := join(ctx, t, c, "room=go&name=bob")
+	require.Equal(t, chat.Event{Type: "join", Name: "bob"}, ann.next(ctx, t))
+
+	// Node A's key expires, and a node looks before A renews it.
+	rdb := redis.NewClient(&redis.Options{Addr: r.addr()})
+	defer rdb.Close()
+	here, err := rdb.ZRange(ctx, hereKey+"go", 0, -1).Result()
+	require.NoError(t, err)
+	var nodeA string
+	for _, e := range here {
+		if strings.HasSuffix(e, "/ann") {
+			nodeA, _, _ = strings.Cut(e, "/")
+		}
+	}
+	require.NotEmpty(t, nodeA)
+	var dead *redis.Cmd
+	_, err = rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, nodeKey+nodeA)
+		dead = reapNodes.Eval(ctx, p, []string{nodesKey}, testConfig.History)
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, int64(1), dead.Val())
+	assert.Equal(t, chat.Event{Type: "leave", Name: "ann"}, bob.next(ctx, t))
+	assert.Equal(t, chat.Event{Type: "join", Name: "ann"}, bob.next(ctx, t))
+	_, welcome := join(ctx, t, c, "room=go&name=cat")
+	assert.ElementsMatch(t, []string{"ann", "bob", "cat"}, welcome.Members)
+
+	// Ann was told of no leave or join of her own, and missed nothing.
+	bob.send(ctx, t, "hello")
+	assert.Equal(t, chat.Event{Type: "join", Name: "cat"}, ann.next(ctx, t))
+	assert.Equal(t, []string{"hello"}, texts(ann.messages(ctx, t, 1)))
 }
