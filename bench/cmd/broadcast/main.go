@@ -29,6 +29,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -43,6 +44,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	coder "github.com/coder/websocket"
@@ -67,6 +69,7 @@ func main() {
 	flag.BoolVar(&deflate, "deflate", false, "negotiate permessage-deflate without context takeover; the receivers inflate")
 	flag.BoolVar(&underCallgrind, "callgrind", false, "run each server under valgrind --tool=callgrind and count its instructions per delivery")
 	flag.StringVar(&profile, "profile", "", "with -callgrind, write the profile of each server's broadcasts to `PREFIX`.LIB")
+	jsonOut := flag.Bool("json", false, "print each server's result as a JSON line for cmd/report (run.sh's broadcast scenarios), instead of a Markdown row")
 	flag.Parse()
 	if *size < 16 {
 		log.Fatal("-size must be at least 16")
@@ -75,7 +78,9 @@ func main() {
 		serve(*lib, *receivers, *messages, *size, *interval)
 		return
 	}
-	if underCallgrind {
+	if *jsonOut {
+		// no header
+	} else if underCallgrind {
 		fmt.Printf("| server | receivers | size | slow | delivered | instructions/delivery |\n|---|--:|--:|--:|--:|--:|\n")
 	} else {
 		fmt.Printf("| server | receivers | size | slow | delivered | deliveries/s | server CPU ns/delivery | p50 | p99 |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
@@ -84,6 +89,14 @@ func main() {
 		r, err := measure(l, *receivers, *messages, *size, *slow, *interval, *timeout)
 		if err != nil {
 			log.Fatalf("%s: %v", l, err)
+		}
+		if *jsonOut {
+			b, err := json.Marshal(r.loadResult(*messages, *interval))
+			if err != nil {
+				log.Fatal(err)
+			}
+			fmt.Printf("%s\n", b)
+			continue
 		}
 		fmt.Println(r)
 	}
@@ -120,6 +133,7 @@ func serve(lib string, n, messages, size int, interval time.Duration) {
 		time.Sleep(time.Millisecond)
 	}
 	begin := time.Now()
+	began.Store(begin.UnixNano())
 	for i := range messages {
 		if interval > 0 {
 			time.Sleep(time.Until(begin.Add(time.Duration(i) * interval)))
@@ -145,6 +159,9 @@ type registry[C comparable] struct {
 // joined counts the connections the server keeps.
 var joined atomic.Int64
 
+// began is when the server started its broadcasts, in Unix nanoseconds.
+var began atomic.Int64
+
 func (r *registry[C]) add(c C) {
 	r.mu.Lock()
 	r.conns = append(r.conns, c)
@@ -163,7 +180,8 @@ func (r *registry[C]) each(send func(C) error) {
 		}
 	}
 	if len(failed) > 0 {
-		log.Printf("server: %d connections failed and were dropped", len(failed))
+		// The measuring process reads this line: when the server gave up on a receiver.
+		fmt.Printf("dropped=%d after=%d\n", len(failed), time.Now().UnixNano()-began.Load())
 		r.mu.Lock()
 		r.conns = slices.DeleteFunc(r.conns, func(c C) bool { return slices.Contains(failed, c) })
 		r.mu.Unlock()
@@ -300,14 +318,55 @@ func newBroadcaster(lib string) *broadcaster {
 // The measurement.
 
 type result struct {
-	lib                 string
-	receivers, size     int
-	slow                float64
-	delivered, expected int
-	elapsed             time.Duration
-	cpu                 time.Duration
-	p50, p99            time.Duration
-	instructions        int64
+	lib                   string
+	receivers, size       int
+	slow                  float64
+	delivered, expected   int
+	elapsed               time.Duration
+	cpu                   time.Duration
+	p50, p99              time.Duration
+	instructions          int64
+	peakRSS               int64         // KiB, natively
+	slowCount, slowClosed int           // slow receivers, and those the server closed
+	slow1008              int           // of those, the ones that read a close frame with 1008
+	lastDrop              time.Duration // when the server dropped the last connection it dropped
+}
+
+// loadResult is r as the load generator's results are, for cmd/report: Ops are the
+// deliveries, Conns the receivers, Style the variant.
+func (r result) loadResult(messages int, interval time.Duration) load.Result {
+	var variant []string
+	if deflate {
+		variant = append(variant, "deflate")
+	}
+	if r.slow > 0 {
+		variant = append(variant, fmt.Sprintf("%g %% slow", r.slow))
+	}
+	if interval > 0 {
+		variant = append(variant, "one every "+interval.String())
+	}
+	n := float64(max(r.delivered, 1))
+	res := load.Result{
+		Label: r.lib, Scenario: "broadcast", Style: strings.Join(variant, ", "),
+		Conns: r.receivers, Size: r.size, Messages: messages,
+		Ops: int64(r.delivered), Expected: int64(r.expected), Seconds: r.elapsed.Seconds(),
+		P50us: float64(r.p50.Microseconds()), P99us: float64(r.p99.Microseconds()),
+		ServerCPUus: -1, PeakRSSKiB: r.peakRSS,
+		SlowReceivers: r.slowCount, SlowClosed: r.slowClosed, Slow1008: r.slow1008, SlowDropMs: float64(r.lastDrop.Microseconds()) / 1000,
+	}
+	if r.elapsed > 0 {
+		res.OpsPerSec = float64(r.delivered) / r.elapsed.Seconds()
+	}
+	if underCallgrind {
+		res.Instructions = r.instructions
+		res.InstrPerOp = float64(r.instructions) / n
+	} else {
+		res.ServerCPUus = float64(r.cpu.Nanoseconds()) / 1000 / n
+		if r.elapsed > 0 {
+			res.ServerCPUPct = 100 * r.cpu.Seconds() / r.elapsed.Seconds()
+		}
+	}
+	return res
 }
 
 // underCallgrind runs the servers under callgrind (-callgrind): with GOMAXPROCS=1 and
@@ -367,11 +426,27 @@ func measure(lib string, n, messages, size int, slowPct float64, interval, timeo
 		cmd.Process.Kill()
 		cmd.Wait()
 	}()
-	line, err := bufio.NewReader(out).ReadString('\n')
+	outr := bufio.NewReader(out)
+	line, err := outr.ReadString('\n')
 	if err != nil {
 		return res, err
 	}
 	addr := strings.TrimSpace(strings.TrimPrefix(line, "addr="))
+	// Later lines tell when the server dropped connections.
+	var lastDrop atomic.Int64
+	go func() {
+		for {
+			line, err := outr.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if _, after, ok := strings.Cut(strings.TrimSpace(line), " after="); ok {
+				if ns, err := strconv.ParseInt(after, 10, 64); err == nil {
+					lastDrop.Store(ns)
+				}
+			}
+		}
+	}()
 
 	slow := int(float64(n) * slowPct / 100)
 	var conns []*receiver
@@ -451,6 +526,33 @@ func measure(lib string, n, messages, size int, slowPct float64, interval, timeo
 		res.elapsed = time.Since(begin) // the time out
 	}
 	res.cpu = after - before
+	if !underCallgrind {
+		if res.peakRSS, err = load.ReadPeakRSS(cmd.Process.Pid); err != nil {
+			return res, err
+		}
+	}
+	// What became of the slow receivers: each reads what it was sent, for up to 3 s,
+	// until a close frame, which should carry 1008 where the library closes slow peers.
+	res.slowCount = slow
+	var closed, closed1008 atomic.Int64
+	var dwg sync.WaitGroup
+	drainBy := time.Now().Add(3 * time.Second)
+	for _, r := range conns[:slow] {
+		dwg.Go(func() {
+			r.nc.SetReadDeadline(drainBy)
+			code, err := r.drain()
+			if err == nil || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+				closed.Add(1)
+			}
+			if err == nil && code == 1008 {
+				closed1008.Add(1)
+			}
+		})
+	}
+	dwg.Wait()
+	res.slow1008 = int(closed1008.Load())
+	res.slowClosed = int(closed.Load())
+	res.lastDrop = time.Duration(lastDrop.Load())
 	all := slices.Concat(lats...)
 	slices.Sort(all)
 	if len(all) > 0 {
@@ -530,6 +632,42 @@ func dial(addr string) (*receiver, error) {
 }
 
 var errFrame = errors.New("not an unmasked binary message")
+
+// drain reads and drops frames up to a close frame, whose status code it returns.
+func (r *receiver) drain() (int, error) {
+	var h [10]byte
+	for {
+		if _, err := io.ReadFull(r.br, h[:2]); err != nil {
+			return 0, err
+		}
+		n := uint64(h[1] & 0x7f)
+		switch n {
+		case 126:
+			if _, err := io.ReadFull(r.br, h[2:4]); err != nil {
+				return 0, err
+			}
+			n = uint64(binary.BigEndian.Uint16(h[2:4]))
+		case 127:
+			if _, err := io.ReadFull(r.br, h[2:10]); err != nil {
+				return 0, err
+			}
+			n = binary.BigEndian.Uint64(h[2:10])
+		}
+		if h[0]&0x0f == 8 { // RFC 6455 §5.5.1: a close frame, its status code first
+			p := make([]byte, n)
+			if _, err := io.ReadFull(r.br, p); err != nil {
+				return 0, err
+			}
+			if n < 2 {
+				return 0, nil
+			}
+			return int(binary.BigEndian.Uint16(p)), nil
+		}
+		if _, err := r.br.Discard(int(n)); err != nil {
+			return 0, err
+		}
+	}
+}
 
 // next reads the next message, a binary one, inflating it if it is compressed.
 func (r *receiver) next() ([]byte, error) {

@@ -4,12 +4,16 @@
 //	echoserver -lib ours|gorilla|coder|gobwas|gws|floor|ours-deflate|… -addr 127.0.0.1:0
 //	echoserver -list
 //
-// -list prints the servers it knows, one a line. On startup it prints one line, "pid=PID addr=HOST:PORT", so that a script can find the
-// address it listens on and the process whose CPU time and memory to read. It serves until
-// killed; with -cpuprofile or -memprofile, SIGINT or SIGTERM first writes the profiles.
+// -list prints the servers it knows, one a line. On startup it prints one line,
+// "pid=PID addr=HOST:PORT", so that a script can find the address it listens on and the
+// process whose CPU time and memory to read. It serves until killed; with -cpuprofile or
+// -memprofile, SIGINT or SIGTERM first writes the profiles. With -memstats FILE, SIGUSR2
+// writes the live heap (after a collection), the goroutine stacks and the goroutines to
+// FILE as JSON, for the idle scenario.
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
@@ -30,6 +34,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file when stopped by SIGINT or SIGTERM")
 	memprofile := flag.String("memprofile", "", "write a heap profile to this file when stopped by SIGINT or SIGTERM")
 	list := flag.Bool("list", false, "print the servers known, one a line, and exit")
+	memstats := flag.String("memstats", "", "on SIGUSR2, collect garbage and write the live heap and goroutines as JSON to this file (for the idle scenario)")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("echoserver: ")
@@ -74,6 +79,9 @@ func main() {
 				runtime.NumGoroutine(), ms.StackInuse>>10, ms.HeapInuse>>10, ms.HeapAlloc>>10)
 		}
 	}()
+	if *memstats != "" {
+		writeMemStatsOn(syscall.SIGUSR2, *memstats)
+	}
 	// A write to a connection the client has reset fails with EPIPE whether or not
 	// SIGPIPE is delivered; ignored, it is not, which spares every server the signal's
 	// handling on teardown and spares callgrind (valgrind 3.19) a signal it can lose
@@ -118,4 +126,32 @@ func startProfiles(cpu, heap string) (stop func() error, err error) {
 		}
 		return f.Close()
 	}, nil
+}
+
+// writeMemStatsOn writes, on each sig, the live heap after a collection and the
+// goroutines to file as load.MemStats reads them: into a temporary file renamed over it,
+// so that a reader never sees half of it.
+func writeMemStatsOn(sig os.Signal, file string) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sig)
+	go func() {
+		for range ch {
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			b, _ := json.Marshal(map[string]uint64{
+				"heap_alloc":  ms.HeapAlloc,
+				"stack_inuse": ms.StackInuse,
+				"goroutines":  uint64(runtime.NumGoroutine()),
+			})
+			tmp := file + ".tmp"
+			if err := os.WriteFile(tmp, b, 0o644); err != nil {
+				log.Print(err)
+				continue
+			}
+			if err := os.Rename(tmp, file); err != nil {
+				log.Print(err)
+			}
+		}
+	}()
 }

@@ -47,6 +47,7 @@ func main() {
 	flag.DurationVar(&cfg.Duration, "duration", 5e9, "measured time (echo, pipeline, upgrade)")
 	flag.DurationVar(&cfg.Warmup, "warmup", 5e8, "time run before measuring")
 	flag.DurationVar(&cfg.Settle, "settle", 1e9, "wait before reading the server's memory (idle)")
+	flag.StringVar(&cfg.MemStats, "memstats", "", "idle: the file the server (echoserver -memstats FILE) writes its heap to on SIGUSR2; the result then has the heap per connection")
 	flag.BoolVar(&cfg.Raw, "raw", false, "no handshake, no framing: for the plain TCP floor server")
 	flag.IntVar(&cfg.Messages, "messages", 0, "if > 0, messages (or handshakes) per connection, all measured, instead of -duration")
 	flag.DurationVar(&cfg.Pause, "pause", 0, "echo: wait this long after each echo before sending the next message")

@@ -92,6 +92,7 @@ type column struct {
 	higherWins bool
 	format     string
 	short      string // if set, the figure is also shown divided by the best peer's and the floor's
+	optional   bool   // a figure only some servers report: shown only if one does, as "–" where 0
 }
 
 var (
@@ -107,12 +108,15 @@ var (
 	cpuPctCol = column{title: "server CPU %", value: func(r load.Result) float64 { return r.ServerCPUPct }, format: "%.0f"}
 	echoBCol  = column{title: "echo B on the wire", value: func(r load.Result) float64 { return r.EchoBytesPerOp }, format: "%.0f"}
 	rssCol    = column{title: "KiB/conn", value: func(r load.Result) float64 { return r.RSSKiBPerConn }, format: "%.1f", short: "memory"}
+	heapCol   = column{title: "Go heap KiB/conn", value: func(r load.Result) float64 { return r.HeapKiBPerConn }, format: "%.2f", optional: true}
+	stackCol  = column{title: "stacks KiB/conn", value: func(r load.Result) float64 { return r.StackKiBPerConn }, format: "%.2f", optional: true}
+	gorCol    = column{title: "goroutines/conn", value: func(r load.Result) float64 { return r.GoroutinesPerConn }, format: "%.2f", optional: true}
 )
 
 func columns(scenario string) []column {
 	switch scenario {
 	case "idle":
-		return []column{rssCol, opsCol("conns/s"), cpuCol("server CPU µs/conn")}
+		return []column{rssCol, heapCol, stackCol, gorCol, opsCol("conns/s"), cpuCol("server CPU µs/conn")}
 	case "upgrade":
 		return []column{opsCol("handshakes/s"), p50Col, p99Col, cpuCol("server CPU µs/handshake"), cpuPctCol}
 	case "echo-deflate":
@@ -190,9 +194,11 @@ func sortLibs(libs []string, order map[string]int) {
 func hasStyle(scenario string) bool { return scenario != "idle" && scenario != "upgrade" }
 
 func write(w io.Writer, results []load.Result) {
-	var counted, timed []load.Result
+	var counted, timed, broadcast []load.Result
 	for _, r := range results {
-		if r.Instructions > 0 {
+		if r.Scenario == "broadcast" {
+			broadcast = append(broadcast, r)
+		} else if r.Instructions > 0 {
 			counted = append(counted, r)
 		} else {
 			timed = append(timed, r)
@@ -203,6 +209,9 @@ func write(w io.Writer, results []load.Result) {
 	}
 	if len(timed) > 0 {
 		writeTimed(w, timed)
+	}
+	if len(broadcast) > 0 {
+		writeBroadcast(w, broadcast)
 	}
 }
 
@@ -230,7 +239,15 @@ func writeTimed(w io.Writer, results []load.Result) {
 			libs = append(libs, lib)
 		}
 		sortLibs(libs, libOrder[k])
-		cols := columns(k.scenario)
+		var cols []column
+		for _, c := range columns(k.scenario) {
+			if c.optional && !slices.ContainsFunc(results, func(r load.Result) bool {
+				return r.Scenario == k.scenario && r.Conns == k.conns && c.value(r) != 0
+			}) {
+				continue
+			}
+			cols = append(cols, c)
+		}
 		med := map[string][]float64{}
 		for _, lib := range libs {
 			for _, c := range cols {
@@ -271,6 +288,10 @@ func writeTimed(w io.Writer, results []load.Result) {
 				row = append(row, echo.Style(lib))
 			}
 			for i, c := range cols {
+				if c.optional && med[lib][i] == 0 {
+					row = append(row, "–")
+					continue
+				}
 				row = append(row, fmt.Sprintf(c.format, med[lib][i]))
 			}
 			for i, c := range cols {

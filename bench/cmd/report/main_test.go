@@ -144,3 +144,43 @@ func TestChart(t *testing.T) {
 
 	assert.Error(t, drawChart(io.Discard, nil, ""), "nothing to draw")
 }
+
+// TestReportIdleHeap checks that the idle table shows the heap and goroutines per
+// connection when some server reported them, and "–" for one that did not.
+func TestReportIdleHeap(t *testing.T) {
+	in := `{"lib":"ours","scenario":"idle","conns":100,"size":64,"ops_per_s":1000,"rss_kib_per_conn":12,"heap_kib_per_conn":5,"stack_kib_per_conn":4,"goroutines_per_conn":1}
+{"lib":"ours-base","scenario":"idle","conns":100,"size":64,"ops_per_s":1000,"rss_kib_per_conn":11.5}
+`
+	var out strings.Builder
+	write(&out, readResults(strings.NewReader(in)))
+	s := out.String()
+	assert.Contains(t, s, "| lib | KiB/conn | Go heap KiB/conn | stacks KiB/conn | goroutines/conn | conns/s | server CPU µs/conn |")
+	assert.Contains(t, s, "| ours | 12.0 | 5.00 | 4.00 | 1.00 | 1000 | 0.0 |")
+	assert.Contains(t, s, "| ours-base | 11.5 | – | – | – | 1000 | 0.0 |")
+}
+
+// TestReportBroadcast checks the broadcast tables: instructions per delivery by
+// configuration with ours divided by the best peer, the back-to-back rates, and the slow
+// run divided by the same server's run without slow receivers.
+func TestReportBroadcast(t *testing.T) {
+	in := `{"lib":"ours-send","scenario":"broadcast","conns":1000,"size":128,"ops":1000,"expected":1000,"instructions":2000000,"instr_per_op":2000,"messages":1}
+{"lib":"ours-send","scenario":"broadcast","conns":1000,"size":128,"ops":1000,"expected":1000,"instructions":1000000,"instr_per_op":1000,"messages":1}
+{"lib":"ours-send","scenario":"broadcast","conns":1000,"size":128,"ops":1000,"expected":1000,"instructions":1200000,"instr_per_op":1200,"messages":1}
+{"lib":"gobwas","scenario":"broadcast","conns":1000,"size":128,"ops":1000,"expected":1000,"instructions":800000,"instr_per_op":800,"messages":1}
+{"lib":"gorilla","scenario":"broadcast","conns":1000,"size":128,"ops":1000,"expected":1000,"instructions":1600000,"instr_per_op":1600,"messages":1}
+{"lib":"ours-send","scenario":"broadcast","conns":1000,"size":128,"ops":1000,"expected":1000,"ops_per_s":50000,"server_cpu_us_per_op":2,"p50_us":3000,"p99_us":9000,"peak_rss_kib":20480}
+{"lib":"gobwas","scenario":"broadcast","conns":1000,"size":128,"ops":1000,"expected":1000,"ops_per_s":100000,"server_cpu_us_per_op":4,"p50_us":1000,"p99_us":2000,"peak_rss_kib":10240}
+{"lib":"ours-send","scenario":"broadcast","style":"one every 40ms","conns":100,"size":16384,"ops":100,"expected":100,"ops_per_s":1000,"p50_us":1000,"p99_us":2000}
+{"lib":"ours-send","scenario":"broadcast","style":"1 % slow, one every 40ms","conns":100,"size":16384,"ops":99,"expected":99,"ops_per_s":990,"p50_us":1100,"p99_us":3000,"slow_receivers":1,"slow_closed":1,"slow_drop_ms":2500}
+{"lib":"gobwas","scenario":"broadcast","style":"1 % slow, one every 40ms","conns":100,"size":16384,"ops":50,"expected":99,"ops_per_s":100,"p50_us":1000,"p99_us":2000,"slow_receivers":1}
+`
+	var out strings.Builder
+	write(&out, readResults(strings.NewReader(in)))
+	s := out.String()
+	assert.Contains(t, s, "| message × receivers | ours-send | gobwas | gorilla | ours-send ÷ best peer |")
+	assert.Contains(t, s, "| 128 B × 1000 | 1,200 | 800 | 1,600 | 1.50 |", "the median of three rounds over gobwas's")
+	assert.Contains(t, s, "| 128 B × 1000 | 2,000 · 1,000 · 1,200 [1] (83.3 %) | 800 [1] | 1,600 [1] |")
+	assert.Contains(t, s, "| 128 B × 1000 | ours-send | 100.0 | 50000 | 0.50 | 2.00 | 0.50 | 3.0 | 9.0 | 20 |")
+	assert.Contains(t, s, "| 16 KiB × 100, 1 % slow, one every 40ms | ours-send | 100.0 | 990 | 1.1 | 3.0 | 0.00 | 0 | 1 of 1 | 0 | 2.5 | 0.99 | 1.10 | 1.50 |")
+	assert.Contains(t, s, "| 16 KiB × 100, 1 % slow, one every 40ms | gobwas | 50.5 | 100 | 1.0 | 2.0 | 0.00 | 0 | 0 of 1 | 0 | never | – | – | – |")
+}

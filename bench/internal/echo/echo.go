@@ -57,6 +57,12 @@ const ReadLimit = 32 << 20
 //	          returned, which frees what net/http holds for the request
 //	ours-park like ours-msg, but parked between messages (Conn.Park): no goroutine
 //	          while it waits for the next message
+//	ours-keepalive  like ours, with keepalive on: AcceptOptions.PingInterval 30s and
+//	          PingTimeout 10s (the idle scenario ends before the first ping)
+//	ours-netconn    like ours, but through the NetConn adapter (MessageBinary): each
+//	          Read into a 512-byte buffer of the connection's own is written back as one
+//	          message, so it echoes only messages that arrive in one read (the idle
+//	          scenario's); the buffer is in its memory per connection
 //	gorilla   github.com/gorilla/websocket: NextReader copied into NextWriter
 //	coder     github.com/coder/websocket: Reader copied into Writer, under the
 //	          request's context, as its examples do
@@ -88,7 +94,7 @@ const ReadLimit = 32 << 20
 //	                 around its wsutil reader and writer
 //	gws-deflate      gws with PermessageDeflate, context takeover both ways at its default
 //	                 windows of 4 KiB; it compresses every message
-var Libs = []string{"ours", "ours-msg", "ours-bg", "ours-go", "ours-park", "gorilla", "coder", "coder-bg", "gobwas", "gws", "floor",
+var Libs = []string{"ours", "ours-msg", "ours-bg", "ours-go", "ours-park", "ours-keepalive", "ours-netconn", "gorilla", "coder", "coder-bg", "gobwas", "gws", "floor",
 	"gorilla-msg", "coder-msg", "gobwas-msg",
 	"ours-deflate", "gorilla-deflate", "coder-deflate", "gobwas-deflate", "gws-deflate"}
 
@@ -123,6 +129,10 @@ func Serve(ln net.Listener, lib string) error {
 		return serveHTTP(ln, oursDetachedHandler(echoOursStream))
 	case "ours-park":
 		return serveHTTP(ln, oursParkedHandler())
+	case "ours-keepalive":
+		return serveHTTP(ln, oursKeepaliveHandler())
+	case "ours-netconn":
+		return serveHTTP(ln, oursNetConnHandler())
 	case "gorilla":
 		return serveHTTP(ln, gorillaHandler(false, false))
 	case "gorilla-msg":
@@ -238,6 +248,47 @@ func oursDetachedHandler(echo func(context.Context, *ours.Conn) error) http.Hand
 			for echo(context.Background(), c) == nil {
 			}
 		}()
+	})
+}
+
+// oursKeepaliveHandler is ours with keepalive on.
+func oursKeepaliveHandler() http.Handler {
+	opts := &ours.AcceptOptions{InsecureSkipOriginCheck: true, CoalesceWrites: true,
+		PingInterval: 30 * time.Second, PingTimeout: 10 * time.Second}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := ours.Accept(w, r, opts)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		c.SetReadLimit(ReadLimit)
+		for echoOursStream(r.Context(), c) == nil {
+		}
+	})
+}
+
+// oursNetConnHandler echoes through the NetConn adapter: each read is written back as a
+// message of its own.
+func oursNetConnHandler() http.Handler {
+	opts := &ours.AcceptOptions{InsecureSkipOriginCheck: true, CoalesceWrites: true}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := ours.Accept(w, r, opts)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		c.SetReadLimit(ReadLimit)
+		nc := ours.NetConn(c, ours.MessageBinary)
+		buf := make([]byte, 512)
+		for {
+			n, err := nc.Read(buf)
+			if err != nil {
+				return
+			}
+			if _, err := nc.Write(buf[:n]); err != nil {
+				return
+			}
+		}
 	})
 }
 

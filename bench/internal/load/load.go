@@ -61,8 +61,12 @@ type Config struct {
 	// Counter, if set, counts the server's work over the measured operations; it needs
 	// Messages.
 	Counter Counter
-	Raw     bool // plain TCP: no handshake, no framing (for the floor server)
-	Text    bool // send text messages instead of binary ones
+	// MemStats, if set, is the file the server (echoserver -memstats) writes its live
+	// heap to on SIGUSR2: the idle scenario then also reports the heap and goroutines
+	// per connection.
+	MemStats string
+	Raw      bool // plain TCP: no handshake, no framing (for the floor server)
+	Text     bool // send text messages instead of binary ones
 }
 
 // Result is what a run measured. Ops are round trips (echo, pipeline), connections
@@ -85,6 +89,26 @@ type Result struct {
 	RSSKiBPerConn float64 `json:"rss_kib_per_conn,omitempty"`
 	RSSBeforeKiB  int64   `json:"rss_before_kib,omitempty"`
 	RSSAfterKiB   int64   `json:"rss_after_kib,omitempty"`
+	// The live Go heap and goroutines the idle connections added, per connection
+	// (Config.MemStats); goroutine stacks are in the RSS, not in the heap.
+	HeapKiBPerConn    float64 `json:"heap_kib_per_conn,omitempty"`
+	StackKiBPerConn   float64 `json:"stack_kib_per_conn,omitempty"`
+	GoroutinesPerConn float64 `json:"goroutines_per_conn,omitempty"`
+
+	// The broadcast scenario (cmd/broadcast): Ops are the messages delivered of
+	// Expected, Conns the receivers, Style the variant ("deflate", "1 % slow").
+	Expected int64 `json:"expected,omitempty"`
+	// PeakRSSKiB is the server's peak resident memory over its life (VmHWM).
+	PeakRSSKiB int64 `json:"peak_rss_kib,omitempty"`
+	// Slow receivers (the broadcast's slow runs): how many there were, how many the
+	// server had closed (a close frame or the end of the stream) once they read what they
+	// were sent, how many of those read a close frame with 1008, and when the server gave
+	// up on the last of them, in milliseconds after the first broadcast (0 if it never
+	// did).
+	SlowReceivers int     `json:"slow_receivers,omitempty"`
+	SlowClosed    int     `json:"slow_closed,omitempty"`
+	Slow1008      int     `json:"slow_1008,omitempty"`
+	SlowDropMs    float64 `json:"slow_drop_ms,omitempty"`
 
 	// Bytes on the wire per round trip (echo scenarios): the message sent and its echo,
 	// frame headers included.
@@ -131,6 +155,9 @@ func (r Result) String() string {
 	}
 	if r.RSSAfterKiB > 0 {
 		s += fmt.Sprintf(", RSS %d → %d KiB = %.1f KiB/conn", r.RSSBeforeKiB, r.RSSAfterKiB, r.RSSKiBPerConn)
+	}
+	if r.GoroutinesPerConn > 0 || r.HeapKiBPerConn > 0 {
+		s += fmt.Sprintf(" (heap %.2f KiB, stacks %.2f KiB, %.2f goroutines)", r.HeapKiBPerConn, r.StackKiBPerConn, r.GoroutinesPerConn)
 	}
 	if r.SentBytesPerOp > 0 {
 		s += fmt.Sprintf(", wire %.0f B sent, %.0f B echoed per message", r.SentBytesPerOp, r.EchoBytesPerOp)
@@ -573,6 +600,12 @@ func runIdle(cfg Config, res *Result) error {
 		return err
 	}
 	self0, _ := readCPU(os.Getpid())
+	var ms0 memStats
+	if cfg.MemStats != "" {
+		if ms0, err = readMemStats(cfg.PID, cfg.MemStats); err != nil {
+			return err
+		}
+	}
 	conns := make([]*client, cfg.Conns)
 	defer func() {
 		for _, c := range conns {
@@ -631,6 +664,16 @@ func runIdle(cfg Config, res *Result) error {
 	rss1, err := readRSS(cfg.PID)
 	if err != nil {
 		return err
+	}
+	if cfg.MemStats != "" {
+		ms1, err := readMemStats(cfg.PID, cfg.MemStats)
+		if err != nil {
+			return err
+		}
+		n := float64(cfg.Conns)
+		res.HeapKiBPerConn = (float64(ms1.HeapAlloc) - float64(ms0.HeapAlloc)) / 1024 / n
+		res.StackKiBPerConn = (float64(ms1.StackInuse) - float64(ms0.StackInuse)) / 1024 / n
+		res.GoroutinesPerConn = (float64(ms1.Goroutines) - float64(ms0.Goroutines)) / n
 	}
 
 	res.Ops = int64(cfg.Conns)

@@ -2,9 +2,12 @@ package load
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -64,4 +67,55 @@ func readRSS(pid int) (int64, error) {
 
 func procPath(pid int, name string) string {
 	return "/proc/" + strconv.Itoa(pid) + "/" + name
+}
+
+// memStats is what echoserver -memstats writes on SIGUSR2.
+type memStats struct {
+	HeapAlloc  uint64 `json:"heap_alloc"`
+	StackInuse uint64 `json:"stack_inuse"`
+	Goroutines uint64 `json:"goroutines"`
+}
+
+// readMemStats has process pid write its memory statistics to file (SIGUSR2) and reads
+// them, waiting up to 10 s for the file.
+func readMemStats(pid int, file string) (memStats, error) {
+	var ms memStats
+	if err := os.Remove(file); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return ms, err
+	}
+	if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
+		return ms, fmt.Errorf("load: memory statistics: %w", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		b, err := os.ReadFile(file)
+		if err == nil {
+			if err := json.Unmarshal(b, &ms); err != nil {
+				return ms, fmt.Errorf("load: %s: %w", file, err)
+			}
+			return ms, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return ms, err
+		}
+		if time.Now().After(deadline) {
+			return ms, fmt.Errorf("load: no memory statistics in %s after 10 s", file)
+		}
+	}
+}
+
+// ReadPeakRSS returns the peak resident memory of process pid in KiB (VmHWM).
+func ReadPeakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(procPath(pid, "status"))
+	if err != nil {
+		return 0, err
+	}
+	for line := range bytes.Lines(b) {
+		if v, ok := bytes.CutPrefix(line, []byte("VmHWM:")); ok {
+			f := bytes.Fields(v)
+			if len(f) == 2 && string(f[1]) == "kB" {
+				return strconv.ParseInt(string(f[0]), 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("load: no VmHWM in %s", procPath(pid, "status"))
 }
