@@ -21,30 +21,39 @@ import (
 
 // Keys of a room in Redis, with the room's name after the prefix:
 //
-//	chat:log:ROOM    a stream: the room's messages, joins and leaves, in the one order
-//	                 every node delivers; entry 0-N is event N, the ID clients resume from
-//	chat:epoch:ROOM  a string naming this life of the room: a Redis that lost its data
-//	                 starts a new life, numbered from 1 again
-//	chat:here:ROOM   a sorted set: who is in the room, as node/conn/name, scored by when
-//	                 the entry expires unless its node renews it
+//	chat:log:ROOM      a stream: the room's messages, joins and leaves, in the one order
+//	                   every node delivers; entry 0-N is event N, the ID clients resume
+//	                   from
+//	chat:epoch:ROOM    a string naming this life of the room: a Redis that lost its data
+//	                   starts a new life, numbered from 1 again
+//	chat:here:ROOM     a sorted set: who is in the room, as node/conn/name, scored by
+//	                   when the entry expires unless its node renews it
+//	chat:lines:ROOM    a list: the IDs of the messages the stream keeps, oldest first, as
+//	                   many as the history
+//	chat:comings:ROOM  a list: the IDs of the joins and leaves the stream keeps, as many
+//	chat:dropped:ROOM  the ID of the newest message dropped from the stream: a client
+//	                   that has it has missed nothing
 //
 // and of a node, with its name after the prefix:
 //
-//	chat:wake:NODE   a stream each node adds to, to wake its own reader when it starts
-//	                 reading another room
-//	chat:node:NODE   a string that expires unless the node renews it: the node is alive
-//	chat:rooms:NODE  a set: the rooms the node has members in
+//	chat:wake:NODE     a stream each node adds to, to wake its own reader when it starts
+//	                   reading another room
+//	chat:node:NODE     a string that expires unless the node renews it: the node is alive
+//	chat:rooms:NODE    a set: the rooms the node has members in
 //
 // and chat:nodes, the set of nodes that have said they are alive and not yet been found
 // dead.
 const (
-	logKey   = "chat:log:"
-	epochKey = "chat:epoch:"
-	hereKey  = "chat:here:"
-	wakeKey  = "chat:wake:"
-	nodeKey  = "chat:node:"
-	roomsKey = "chat:rooms:"
-	nodesKey = "chat:nodes"
+	logKey     = "chat:log:"
+	epochKey   = "chat:epoch:"
+	hereKey    = "chat:here:"
+	linesKey   = "chat:lines:"
+	comingsKey = "chat:comings:"
+	droppedKey = "chat:dropped:"
+	wakeKey    = "chat:wake:"
+	nodeKey    = "chat:node:"
+	roomsKey   = "chat:rooms:"
+	nodesKey   = "chat:nodes"
 )
 
 // Presence entries expire unless renewed: members of a node that dies are taken out by
@@ -63,21 +72,46 @@ const (
 )
 
 // appendLua is the Lua function that adds an event to a room's stream. The ID 0-*
-// numbers the entries 0-1, 0-2, ... in one sequence across every node.
+// numbers the entries 0-1, 0-2, ... in one sequence across every node. The stream keeps
+// the last history messages and, apart, the last history joins and leaves: were they
+// counted together, members coming and going would push out the lines that clients
+// resume from. It builds the room's keys from its name, so that a script may append to
+// any room.
 const appendLua = `
-local function append(log, history, kind, name, text, conn)
-  return redis.call('XADD', log, 'MAXLEN', '~', history, '0-*', 't', kind, 'n', name, 'x', text, 'c', conn)
+local function append(room, history, kind, name, text, conn)
+  local log = '` + logKey + `' .. room
+  local id = redis.call('XADD', log, '0-*', 't', kind, 'n', name, 'x', text, 'c', conn)
+  local kept = (kind == 'message' and '` + linesKey + `' or '` + comingsKey + `') .. room
+  if redis.call('RPUSH', kept, id) > tonumber(history) then
+    local old = redis.call('LPOP', kept)
+    redis.call('XDEL', log, old)
+    if kind == 'message' then
+      redis.call('SET', '` + droppedKey + `' .. room, old)
+    end
+  end
+  return id
 end
 `
 
 // appendEvent adds an event to a room's stream, unless the room has started another
-// life (Redis lost its data) since the node read its epoch.
+// life (Redis lost its data) since the node read its epoch. Its KEYS are those of
+// roomKeys.
 var appendEvent = redis.NewScript(appendLua + `
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+if redis.call('GET', KEYS[1]) ~= ARGV[2] then
   return redis.error_reply('EPOCH the room has started another life')
 end
-return append(KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+return append(ARGV[1], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 `)
+
+// roomKeys returns the keys of a room appendEvent uses, the epoch first.
+func roomKeys(room string) []string {
+	return []string{epochKey + room, logKey + room, linesKey + room, comingsKey + room, droppedKey + room}
+}
+
+// appendTo adds an event to a room's stream in the epoch the node knows.
+func (b *broker) appendTo(ctx context.Context, room, epoch, kind, name, text, conn string) error {
+	return appendEvent.Run(ctx, b.rdb, roomKeys(room), room, epoch, b.history, kind, name, text, conn).Err()
+}
 
 // reapNodes takes the members of every node found dead (its chat:node key expired) out
 // of their rooms' presence and adds a leave for each to the room's stream. Being one
@@ -101,7 +135,7 @@ for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
           local rest = string.sub(e, #prefix + 1)
           local slash = string.find(rest, '/', 1, true)
           if live and slash then
-            append('` + logKey + `' .. room, ARGV[1], 'leave', string.sub(rest, slash + 1), '', prefix .. string.sub(rest, 1, slash - 1))
+            append(room, ARGV[1], 'leave', string.sub(rest, slash + 1), '', prefix .. string.sub(rest, 1, slash - 1))
           end
         end
       end
@@ -119,7 +153,7 @@ return dead
 type broker struct {
 	rdb     *redis.Client
 	node    string // names this process in presence entries and its wake stream
-	history int64  // entries a stream keeps, about
+	history int64  // messages a stream keeps, and joins and leaves as many
 	beat    time.Duration
 
 	mu     sync.Mutex
@@ -154,7 +188,8 @@ type member struct {
 	after int64  // events up to this one the member had before it joined
 }
 
-// newBroker returns a broker on rdb that keeps about history events a room.
+// newBroker returns a broker on rdb that keeps history messages a room, and as many
+// joins and leaves.
 func newBroker(rdb *redis.Client, history int, tm timing) *broker {
 	if tm.Beat <= 0 {
 		tm.Beat = defaultBeat
@@ -193,26 +228,30 @@ func (b *broker) Join(ctx context.Context, j chat.JoinRequest, m chat.Member) er
 	var (
 		epoch           *redis.StringCmd
 		newest, resumed *redis.XMessageSliceCmd
-		first, tip      *redis.XMessageSliceCmd
+		tip             *redis.XMessageSliceCmd
+		dropped         *redis.StringCmd
 		members         *redis.StringSliceCmd
 	)
-	// One transaction, so that the history, the first and last IDs and the epoch are of
-	// one moment.
+	// One transaction, so that the history, the last ID, the last message dropped and the
+	// epoch are of one moment.
 	_, err := b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.SetNX(ctx, epochKey+j.Room, strings.ToLower(rand.Text()), 0)
 		epoch = p.Get(ctx, epochKey+j.Room)
-		newest = p.XRevRangeN(ctx, logKey+j.Room, "+", "-", b.history)
+		// The stream holds history messages and at most as many joins and leaves.
+		newest = p.XRevRangeN(ctx, logKey+j.Room, "+", "-", 2*b.history)
 		if j.After > 0 {
 			resumed = p.XRange(ctx, logKey+j.Room, "(0-"+strconv.FormatInt(j.After, 10), "+")
 		}
-		first = p.XRangeN(ctx, logKey+j.Room, "-", "+", 1)
+		dropped = p.Get(ctx, droppedKey+j.Room)
 		tip = p.XRevRangeN(ctx, logKey+j.Room, "+", "-", 1)
 		p.ZAdd(ctx, hereKey+j.Room, redis.Z{Score: float64(now.Add(presenceTTL).UnixMilli()), Member: here})
 		p.SAdd(ctx, roomsKey+b.node, j.Room) // where to look for m should this node die
 		members = p.ZRangeByScore(ctx, hereKey+j.Room, &redis.ZRangeBy{Min: strconv.FormatInt(now.UnixMilli(), 10), Max: "+inf"})
 		return nil
 	})
-	if err != nil {
+	// The one command that may find nothing is the GET of the last message dropped, in a
+	// room that has dropped none.
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("joining %s: %w", j.Room, err)
 	}
 	if fresh {
@@ -234,7 +273,7 @@ func (b *broker) Join(ctx context.Context, j chat.JoinRequest, m chat.Member) er
 	}
 	// The others are told before m has its welcome: they see m join before any line m
 	// sends.
-	if err := appendEvent.Run(ctx, b.rdb, []string{logKey + j.Room, epochKey + j.Room}, r.epoch, b.history, "join", m.Name(), "", me.id).Err(); err != nil {
+	if err := b.appendTo(ctx, j.Room, r.epoch, "join", m.Name(), "", me.id); err != nil {
 		log.Printf("announcing %s in %s: %v", m.Name(), j.Room, err)
 	}
 	slices.Sort(names)
@@ -245,7 +284,8 @@ func (b *broker) Join(ctx context.Context, j chat.JoinRequest, m chat.Member) er
 	after := j.After
 	var msgs []redis.XMessage
 	if j.Epoch == r.epoch && after > 0 {
-		if f := first.Val(); len(f) > 0 && after+1 < seq(f[0].ID) {
+		// Every message after the last dropped is in the stream.
+		if after < seq(dropped.Val()) {
 			m.Deliver(chat.Encode(chat.Event{Type: "gap"}))
 		}
 		msgs = resumed.Val()
@@ -309,7 +349,7 @@ func (b *broker) Publish(ctx context.Context, name string, m chat.Member, text s
 	// The client's reader waits for this: not for long when Redis is out of reach.
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	err := appendEvent.Run(ctx, b.rdb, []string{logKey + name, epochKey + name}, epoch, b.history, "message", m.Name(), text, me.id).Err()
+	err := b.appendTo(ctx, name, epoch, "message", m.Name(), text, me.id)
 	if err != nil {
 		return fmt.Errorf("publishing to %s: %w", name, err)
 	}
@@ -342,7 +382,7 @@ func (b *broker) Leave(name string, m chat.Member) {
 	}); err != nil {
 		log.Printf("%s leaving %s: %v", m.Name(), name, err)
 	}
-	if err := appendEvent.Run(ctx, b.rdb, []string{logKey + name, epochKey + name}, r.epoch, b.history, "leave", m.Name(), "", me.id).Err(); err != nil {
+	if err := b.appendTo(ctx, name, r.epoch, "leave", m.Name(), "", me.id); err != nil {
 		log.Printf("%s leaving %s: %v", m.Name(), name, err)
 	}
 }
@@ -600,7 +640,7 @@ redis.call('SADD', KEYS[4], ARGV[3])
 local n = 0
 for i = 5, #ARGV, 2 do
   if redis.call('ZADD', KEYS[2], 'NX', ARGV[4], ARGV[i] .. '/' .. ARGV[i + 1]) == 1 then
-    append(KEYS[3], ARGV[2], 'join', ARGV[i + 1], '', ARGV[i])
+    append(ARGV[3], ARGV[2], 'join', ARGV[i + 1], '', ARGV[i])
     n = n + 1
   end
 end

@@ -42,7 +42,7 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
 	url := flag.String("redis", "redis://127.0.0.1:6379/0", "the Redis every node shares")
-	history := flag.Int("history", chat.Defaults.History, "events each room keeps for newcomers and for pages that reconnect")
+	history := flag.Int("history", chat.Defaults.History, "chat lines each room keeps for newcomers and for pages that reconnect (and as many joins and leaves)")
 	flag.Parse()
 	if *history < 0 {
 		log.Fatal("-history must not be negative")

@@ -335,16 +335,14 @@ func TestFailover(t *testing.T) {
 func TestGap(t *testing.T) {
 	ctx := testContext(t)
 	r := startRedis(t)
-	a := startNode(t, r.addr())
+	cfg := testConfig
+	cfg.History = 1
+	a := startNodeWith(t, r.addr(), cfg, timing{})
 	ann, welcome := join(ctx, t, a, "room=go&name=ann")
-	// Trimming is exact below 100 entries, whatever MAXLEN ~ allows above.
-	rdb := redis.NewClient(&redis.Options{Addr: r.addr()})
-	defer rdb.Close()
 	ann.send(ctx, t, "one")
 	first := ann.messages(ctx, t, 1)[0]
-	ann.send(ctx, t, "two")
+	ann.send(ctx, t, "two") // the room keeps one line: this one
 	second := ann.messages(ctx, t, 1)[0]
-	require.NoError(t, rdb.XTrimMaxLen(ctx, logKey+"go", 1).Err())
 
 	tests := []struct {
 		name  string
@@ -547,4 +545,42 @@ func TestNodeFoundDead(t *testing.T) {
 	bob.send(ctx, t, "hello")
 	assert.Equal(t, chat.Event{Type: "join", Name: "cat"}, ann.next(ctx, t))
 	assert.Equal(t, []string{"hello"}, texts(ann.messages(ctx, t, 1)))
+}
+
+// quiet is a member that takes every event and reads none.
+type quiet struct{ name string }
+
+func (q *quiet) Name() string                            { return q.name }
+func (q *quiet) Deliver(*websocket.PreparedMessage) bool { return true }
+func (q *quiet) End(websocket.StatusCode, string)        {}
+
+// TestHistoryKeepsLines has many members join and leave between two lines, more than the
+// room's history: the history is of lines, so a client resuming after the first misses
+// nothing and is told of no gap, and a newcomer gets both.
+func TestHistoryKeepsLines(t *testing.T) {
+	ctx := testContext(t)
+	r := startRedis(t)
+	cfg := testConfig
+	cfg.History = 5
+	a := startNodeWith(t, r.addr(), cfg, timing{})
+	ann, welcome := join(ctx, t, a, "room=go&name=ann")
+	ann.send(ctx, t, "one")
+	one := ann.messages(ctx, t, 1)[0]
+
+	// Another node, without a reader, for members that come and go.
+	rdb := redis.NewClient(&redis.Options{Addr: r.addr()})
+	defer rdb.Close()
+	b := newBroker(rdb, cfg.History, timing{})
+	for i := range 60 {
+		m := &quiet{name: fmt.Sprint("guest", i)}
+		require.NoError(t, b.Join(ctx, chat.JoinRequest{Room: "go", Name: m.name}, m))
+		b.Leave("go", m)
+	}
+	ann.send(ctx, t, "two")
+	two := ann.messages(ctx, t, 1)[0]
+
+	bob, _ := join(ctx, t, a, resume("bob", welcome.Epoch, one.ID))
+	assert.Equal(t, []chat.Event{two}, bob.messages(ctx, t, 1))
+	cat, _ := join(ctx, t, a, "room=go&name=cat")
+	assert.Equal(t, []chat.Event{one, two}, cat.messages(ctx, t, 2))
 }
