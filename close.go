@@ -133,11 +133,13 @@ func appendClosePayload(b []byte, code StatusCode, reason string) ([]byte, error
 
 var errCloseTimeout = errors.New("peer did not answer the close frame in time")
 
-// Close runs the closing handshake (RFC 6455 §7.1.2): it sends a close frame with code and
-// reason, waits for the peer's close frame while discarding any data still arriving, and
-// closes the TCP connection. Each wait is bounded by the close timeout, 5 seconds. It is
-// safe to call from any goroutine, also while another one is reading: that reader then
-// receives the peer's close frame and returns its *CloseError.
+// Close runs the closing handshake (RFC 6455 §7.1.2): it sends what Send queued, in
+// order, then a close frame with code and reason, waits for the peer's close frame while
+// discarding any data still arriving, and closes the TCP connection. Each wait is bounded
+// by the close timeout, 5 seconds, the wait for the queued messages to leave included:
+// what has not left by then is dropped. Send refuses messages from the moment Close
+// begins. It is safe to call from any goroutine, also while another one is reading: that
+// reader then receives the peer's close frame and returns its *CloseError.
 //
 // The reason must be valid UTF-8 of at most 123 bytes, and code one that may be sent
 // (1000–1003, 1007–1014, 3000–4999), or StatusNoStatusReceived (1005) with no reason,
@@ -151,6 +153,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	if err != nil {
 		return fmt.Errorf("%s%w", errPrefix, err)
 	}
+	c.sendQueued()
 	if err := c.sendClosePayload(payload); err != nil {
 		if err == errCloseSent {
 			// Another Close, or the reader answering the peer's close, runs the closing
@@ -196,7 +199,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 }
 
 // CloseNow closes the TCP connection at once, without a closing handshake; it never
-// waits. Blocked reads and writes return. It returns an error satisfying errors.Is(err, net.ErrClosed)
+// waits. Blocked reads and writes return, and what Send queued is dropped. It returns an error satisfying errors.Is(err, net.ErrClosed)
 // if the Conn was closed already.
 func (c *Conn) CloseNow() error {
 	if c.co != nil {
@@ -217,6 +220,7 @@ func (c *Conn) sendClose(code StatusCode, reason string) error {
 	if err != nil {
 		return err
 	}
+	c.refuseSends()
 	return c.sendClosePayload(payload)
 }
 

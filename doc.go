@@ -200,7 +200,9 @@
 // browser's bufferedAmount does. A peer that lets more than MaxBuffered pile up (an
 // option of Accept and Dial, 1 MiB by default) is too slow: its Send fails, what waits for
 // it is dropped, and its Conn is closed with 1008 (policy violation), so that the server
-// drops it and goes on, as uWebSockets' maxBackpressure does.
+// drops it and goes on, as uWebSockets' maxBackpressure does. Close sends what is queued
+// before its close frame, as a browser's close() does, within its close timeout, and Send
+// fails from then on; CloseNow drops it.
 //
 // Each name has one use: NewPreparedMessage makes a message once for many Conns,
 // WritePrepared sends one and waits, Send queues one without waiting, Buffered tells how

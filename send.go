@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // defaultMaxBuffered is the bound on what Send holds for a Conn unless the options set
@@ -17,11 +18,15 @@ var errTooSlow = errors.New("peer too slow: the messages waiting for it passed M
 // tooSlowReason is the reason of the close frame sent to such a peer.
 const tooSlowReason = "too slow to keep up"
 
+// errClosing is what Send returns once the closing handshake has begun.
+var errClosing = &closedError{cause: errors.New("closing: no message is sent after the close frame")}
+
 // sendState is a Conn's bound on what Send queues, and the queue, made by the first Send:
-// a Conn that never calls it spends 16 bytes on it.
+// a Conn that never calls it spends 24 bytes on it.
 type sendState struct {
-	max int // MaxBuffered of the options; 0 or less for defaultMaxBuffered
-	q   atomic.Pointer[sendQueue]
+	max     int // MaxBuffered of the options; 0 or less for defaultMaxBuffered
+	q       atomic.Pointer[sendQueue]
+	closing atomic.Bool // our close frame is on its way: Send takes nothing more
 }
 
 // sendQueue holds the messages Send queued for a Conn. While it is not empty, a goroutine
@@ -37,9 +42,10 @@ type sendQueue struct {
 	mu      sync.Mutex
 	msgs    []*PreparedMessage // msgs[head:] wait, oldest first; the first may be being written
 	head    int
-	running bool  // a goroutine writes the queue, or is on its way to: set while msgs is not empty
-	err     error // the error of every Send once the bound was passed
-	max     int   // the bound: MaxBuffered, or defaultMaxBuffered
+	running bool          // a goroutine writes the queue, or is on its way to: set while msgs is not empty
+	drained chan struct{} // made by Close while messages wait, closed once none does
+	err     error         // the error of every Send once the bound was passed
+	max     int           // the bound: MaxBuffered, or defaultMaxBuffered
 	ctx     context.Context
 	cancel  context.CancelFunc // ends the writing goroutine's wait or write, once the bound was passed
 }
@@ -59,9 +65,12 @@ type sendQueue struct {
 // write in progress is stopped, and if part of its frame had gone out (or over TLS,
 // whatever it had written), the connection is closed without a close frame.
 //
-// Send returns an error satisfying errors.Is(err, net.ErrClosed) once the Conn is closed.
-// What was queued and not written when the Conn closes, or when Close sends its close
-// frame, is dropped.
+// Send returns an error satisfying errors.Is(err, net.ErrClosed) once the Conn is closed
+// or closing: from the moment Close begins, or our close frame is on its way for another
+// reason (an answer to the peer's close, a protocol error). Close first sends what was
+// queued, in order, for up to its close timeout, then its close frame; what is still
+// queued then, or when the Conn closes otherwise (CloseNow, the peer's close, an error),
+// is dropped.
 func (c *Conn) Send(m *PreparedMessage) error {
 	if m == nil {
 		return errNilPrepared
@@ -77,6 +86,12 @@ func (c *Conn) Send(m *PreparedMessage) error {
 	if c.isClosed() {
 		q.mu.Unlock()
 		return c.closedErr()
+	}
+	if c.sq.closing.Load() {
+		// Loaded under q.mu, after the queue was made: a Close that set it before sees
+		// the queue, and this message in it, or this Send refuses the message.
+		q.mu.Unlock()
+		return errClosing
 	}
 	if b := q.bytes.Load(); q.count.Load() > 0 && b+n > int64(q.limit()) {
 		q.err = &closedError{cause: errTooSlow}
@@ -143,6 +158,49 @@ func (q *sendQueue) clear() {
 	q.msgs, q.head = nil, 0
 	q.bytes.Store(0)
 	q.count.Store(0)
+	q.emptied()
+}
+
+// emptied wakes the Close waiting for the queue to empty, if any. The caller holds q.mu.
+func (q *sendQueue) emptied() {
+	if q.drained != nil {
+		close(q.drained)
+		q.drained = nil
+	}
+}
+
+// refuseSends makes every Send from now on fail: our close frame is on its way, and
+// nothing may follow it (RFC 6455 §5.5.1).
+func (c *Conn) refuseSends() { c.sq.closing.Store(true) }
+
+// sendQueued is Close's first step: it refuses any further Send, then waits until what
+// Send queued has been written, the close timeout has passed, or the Conn is closed, so
+// that the close frame follows the messages queued before it, as a browser's close()
+// does. A peer that stopped reading holds it up for the close timeout at most; the close
+// frame then waits for the write in progress, bounded as ever.
+func (c *Conn) sendQueued() {
+	c.refuseSends()
+	q := c.sq.q.Load()
+	if q == nil {
+		return
+	}
+	q.mu.Lock() // not q.count: a Send that found closing unset may not have counted yet
+	if q.head == len(q.msgs) || q.err != nil {
+		q.mu.Unlock()
+		return
+	}
+	if q.drained == nil {
+		q.drained = make(chan struct{})
+	}
+	drained := q.drained
+	q.mu.Unlock()
+	t := time.NewTimer(c.closeTimeout)
+	defer t.Stop()
+	select {
+	case <-drained:
+	case <-t.C:
+	case <-c.closed:
+	}
 }
 
 // writeQueue is the goroutine Send starts: it writes the queue until it is empty, and
@@ -186,6 +244,7 @@ func (c *Conn) flushQueue(ctx context.Context, writer bool) error {
 			if writer {
 				q.running = false
 			}
+			q.emptied()
 			q.mu.Unlock()
 			return nil
 		}

@@ -3,8 +3,11 @@ package websocket
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"encoding/binary"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -241,4 +244,186 @@ func TestSlowConsumer(t *testing.T) {
 		require.Less(t, i, dropped)
 		assert.Equal(t, fmt.Sprint(i), strings.TrimRight(string(msg), "\x00"))
 	}
+}
+
+// numbered returns a prepared message of size bytes that begins with i.
+func numbered(t *testing.T, i, size int) *PreparedMessage {
+	p := make([]byte, size)
+	binary.BigEndian.PutUint32(p, uint32(i))
+	return mustPrepare(t, MessageBinary, p)
+}
+
+// smallBuffers shrinks the kernel's buffers between a server and a client Conn over TCP,
+// so that a few large messages fill them and the server's writes wait for the client.
+func smallBuffers(server, client *Conn) {
+	tcp := func(nc net.Conn) *net.TCPConn {
+		if tc, ok := nc.(*tls.Conn); ok {
+			nc = tc.NetConn()
+		}
+		c, _ := nc.(*net.TCPConn)
+		return c
+	}
+	if c := tcp(server.nc); c != nil {
+		c.SetWriteBuffer(16 << 10)
+	}
+	if c := tcp(client.nc); c != nil {
+		c.SetReadBuffer(16 << 10)
+	}
+}
+
+// TestCloseSendsQueued calls Close while Send's queue waits for a client that does not
+// read yet, and goes on calling Send until it fails: the client then gets every message
+// Send took, in order, before the close frame, and Send fails with net.ErrClosed from the
+// moment Close began.
+func TestCloseSendsQueued(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tr transport) {
+		server, client := tr.pair(t, nil)
+		smallBuffers(server, client)
+		server.sq.max = 64 << 20
+		const big, n = 64 << 10, 8 // more than the buffers between them hold
+		for i := range n {
+			require.NoError(t, server.Send(numbered(t, i, big)))
+		}
+		closed := make(chan error, 1)
+		go func() { closed <- server.Close(StatusNormalClosure, "bye") }()
+		sent := n
+		for ; ; sent++ {
+			require.Less(t, sent, 100_000, "Send still takes messages")
+			err := server.Send(numbered(t, sent, 16))
+			if err != nil {
+				assert.ErrorIs(t, err, net.ErrClosed)
+				break
+			}
+			runtime.Gosched() // let Close begin
+		}
+
+		ctx := waitContext(t)
+		for i := range sent {
+			_, msg, err := client.Read(ctx)
+			require.NoError(t, err, "message %d of %d", i, sent)
+			require.Equal(t, uint32(i), binary.BigEndian.Uint32(msg))
+		}
+		_, _, err := client.Read(ctx)
+		assert.Equal(t, StatusNormalClosure, CloseStatus(err), "%v", err)
+		assert.NoError(t, <-closed)
+		assert.ErrorIs(t, server.Send(numbered(t, 0, 16)), net.ErrClosed)
+	})
+}
+
+// TestSendAfterCloseFrame calls Send once our close frame has reached the peer but the
+// connection is still open (the peer has not answered, or a client waits for the server
+// to close TCP): it fails with net.ErrClosed, since nothing may follow the close frame.
+func TestSendAfterCloseFrame(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tr transport) {
+		for _, tc := range []struct {
+			name string
+			// begin makes conn send its close frame, which the raw peer then reads.
+			begin func(conn *Conn, raw net.Conn) <-chan error
+		}{
+			{"Close", func(conn *Conn, _ net.Conn) <-chan error {
+				done := make(chan error, 1)
+				go func() { done <- conn.Close(StatusGoingAway, "") }()
+				return done
+			}},
+			{"answering the peer's close", func(conn *Conn, raw net.Conn) <-chan error {
+				done := make(chan error, 1)
+				go func() {
+					_, _, err := conn.Read(context.Background())
+					done <- err
+				}()
+				_, err := raw.Write(encodeFrame(frame{fin: true, op: opClose, payload: []byte{0x03, 0xe9}}, !conn.client, 2))
+				require.NoError(t, err)
+				return done
+			}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				server, client := tr.pair(t, nil)
+				// The Conn under test is the client, whose raw peer is the server's
+				// connection: after answering a close, a client waits for the server to
+				// close TCP.
+				conn, raw := client, server.nc
+				if tc.name == "Close" {
+					conn, raw = server, client.nc
+				}
+				require.NoError(t, conn.Send(mustPrepare(t, MessageText, []byte("before"))))
+				br := bufio.NewReader(raw)
+				f, err := readRawFrame(br)
+				require.NoError(t, err)
+				require.Equal(t, "before", string(f.payload))
+
+				done := tc.begin(conn, raw)
+				f, err = readRawFrame(br)
+				require.NoError(t, err)
+				require.Equal(t, opClose, f.op)
+				assert.ErrorIs(t, conn.Send(mustPrepare(t, MessageText, []byte("after"))), net.ErrClosed)
+
+				if tc.name == "Close" {
+					_, err = raw.Write(encodeFrame(frame{fin: true, op: opClose, payload: f.payload}, true, int64(len(f.payload))))
+					require.NoError(t, err)
+					assert.NoError(t, <-done)
+				} else {
+					raw.Close()
+					assert.Equal(t, StatusGoingAway, CloseStatus(<-done))
+				}
+			})
+		}
+	})
+}
+
+// TestCloseQueueBounded calls Close while Send's queue waits for a peer that never
+// reads: Close gives up on the queue after the close timeout, and closes the Conn.
+func TestCloseQueueBounded(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tr transport) {
+		server, client := tr.pair(t, nil)
+		smallBuffers(server, client)
+		server.sq.max = 64 << 20
+		server.closeTimeout = 50 * time.Millisecond
+		for i := range 8 {
+			require.NoError(t, server.Send(numbered(t, i, 64<<10)))
+		}
+		closed := make(chan error, 1)
+		go func() { closed <- server.Close(StatusNormalClosure, "") }()
+		select {
+		case err := <-closed:
+			assert.ErrorIs(t, err, net.ErrClosed)
+		case <-waitContext(t).Done():
+			t.Fatal("Close waits for a peer that does not read")
+		}
+		<-server.closed
+	})
+}
+
+// TestCloseNowDropsQueued calls CloseNow while Send's queue waits for a client that does
+// not read: it returns without waiting for the queue, nothing more is sent, and the
+// client's reads end without a close frame.
+func TestCloseNowDropsQueued(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tr transport) {
+		server, client := tr.pair(t, nil)
+		smallBuffers(server, client)
+		server.sq.max = 64 << 20
+		server.closeTimeout = time.Hour
+		const n = 8
+		for i := range n {
+			require.NoError(t, server.Send(numbered(t, i, 64<<10)))
+		}
+		ctx := waitContext(t)
+		closed := make(chan error, 1)
+		go func() { closed <- server.CloseNow() }()
+		select {
+		case err := <-closed:
+			require.NoError(t, err)
+		case <-ctx.Done():
+			t.Fatal("CloseNow waits for the queue")
+		}
+		assert.ErrorIs(t, server.Send(numbered(t, n, 16)), net.ErrClosed)
+		for i := 0; ; i++ {
+			_, msg, err := client.Read(ctx)
+			if err != nil {
+				assert.Equal(t, StatusCode(-1), CloseStatus(err), "%v", err)
+				break
+			}
+			require.Less(t, i, n-1, "every queued message went out")
+			assert.Equal(t, uint32(i), binary.BigEndian.Uint32(msg))
+		}
+	})
 }
