@@ -199,8 +199,8 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 }
 
 // CloseNow closes the TCP connection at once, without a closing handshake; it never
-// waits. Blocked reads and writes return, and what Send queued is dropped. It returns an error satisfying errors.Is(err, net.ErrClosed)
-// if the Conn was closed already.
+// waits. Blocked reads and writes return, and what Send queued is dropped. It returns an
+// error satisfying errors.Is(err, net.ErrClosed) if the Conn was closed already.
 func (c *Conn) CloseNow() error {
 	if c.co != nil {
 		// Messages that write coalescing holds leave if they can without waiting.

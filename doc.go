@@ -210,7 +210,7 @@
 //
 // A PreparedMessage holds its frame (the payload and a header of up to 10 bytes) and, once
 // a Conn that compresses sends it, one compressed copy for each window size. A Conn that
-// never calls Send spends 16 bytes on it. The first Send makes the Conn's queue and a
+// never calls Send spends 24 bytes on it. The first Send makes the Conn's queue and a
 // context, about 250 bytes kept while the Conn lives; while messages wait, the queue
 // holds 8 bytes for each (the messages are shared, not copied), and a goroutine, a few
 // KiB of stack, writes them and ends when the queue is empty.
