@@ -30,7 +30,7 @@
 #   BC_SIZES      message sizes [128 16384]
 #   BC_DEFLATE    compression off, on or both [off on]
 #   BC_DELIVERIES deliveries per run, natively, for 128 B and for larger messages
-#                 [200000 50000]: the messages are these divided by the receivers
+#                 [100000 30000]: the messages are these divided by the receivers
 #   BC_CALLGRIND  receivers:rounds, the rounds in which each receiver count is also
 #                 counted under callgrind ["1000:3 10000:1"]; "" counts nothing
 #   BC_CG_DELIVERIES  deliveries per counted run, for 128 B and larger messages, and for
@@ -38,7 +38,7 @@
 #                 [50000 20000 5000]; at least one message each
 #   broadcast-slow runs each of BC_LIBS with and without 1 % of receivers that never
 #   read, messages paced: BC_SLOW_RECEIVERS [1000], BC_SLOW_SIZE [16384],
-#   BC_SLOW_MESSAGES [350], BC_SLOW_INTERVAL [40ms]
+#   BC_SLOW_MESSAGES [400], BC_SLOW_INTERVAL [40ms, in ms]
 #   SERVER_CPU, LOAD_CPU  CPUs to pin to [0, 1]
 #   RESULTS     file the JSON lines are appended to [a new temporary file]
 #
@@ -56,12 +56,12 @@ BC_LIBS=(${BC_LIBS:-ours-send ours-prepared gorilla gws gobwas coder})
 BC_RECEIVERS=(${BC_RECEIVERS:-1000 10000})
 BC_SIZES=(${BC_SIZES:-128 16384})
 BC_DEFLATE=(${BC_DEFLATE:-off on})
-BC_DELIVERIES=(${BC_DELIVERIES:-200000 50000})
+BC_DELIVERIES=(${BC_DELIVERIES:-100000 30000})
 BC_CALLGRIND=(${BC_CALLGRIND-1000:3 10000:1})
 BC_CG_DELIVERIES=(${BC_CG_DELIVERIES:-50000 20000 5000})
 BC_SLOW_RECEIVERS=${BC_SLOW_RECEIVERS:-1000}
 BC_SLOW_SIZE=${BC_SLOW_SIZE:-16384}
-BC_SLOW_MESSAGES=${BC_SLOW_MESSAGES:-350}
+BC_SLOW_MESSAGES=${BC_SLOW_MESSAGES:-400}
 BC_SLOW_INTERVAL=${BC_SLOW_INTERVAL:-40ms}
 BASELINE_LIBS=(${BASELINE_LIBS:-ours})
 SERVER_CPU=${SERVER_CPU:-0}
