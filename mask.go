@@ -32,6 +32,30 @@ func mask(key uint32, b []byte) uint32 {
 	return key
 }
 
+// maskCopy copies src into dst masked with key, as mask would mask it in place, and
+// returns the key rotated as mask does. dst is at least as long as src and does not
+// overlap it. The read path unmasks with it while copying out of the read buffer: one
+// pass over the payload instead of a copy and a second pass to unmask.
+func maskCopy(dst, src []byte, key uint32) uint32 {
+	dst = dst[:len(src)]
+	if len(src) >= 8 {
+		k := uint64(key) | uint64(key)<<32
+		if n := len(src) &^ (maskBlock - 1); n > 0 {
+			maskCopyBlocks(dst[:n], src[:n], k)
+			dst, src = dst[n:], src[n:]
+		}
+		for len(src) >= 8 {
+			binary.LittleEndian.PutUint64(dst, binary.LittleEndian.Uint64(src)^k)
+			dst, src = dst[8:], src[8:]
+		}
+	}
+	for i := range src {
+		dst[i] = src[i] ^ byte(key)
+		key = bits.RotateLeft32(key, -8)
+	}
+	return key
+}
+
 // xorWord XORs the first 8 bytes of b with k.
 func xorWord(b []byte, k uint64) {
 	binary.LittleEndian.PutUint64(b, binary.LittleEndian.Uint64(b)^k)

@@ -21,6 +21,22 @@ func maskBlocks(b []byte, k uint64) {
 	}
 }
 
+// maskCopyBlocks copies src into dst XORed with k repeated; both have the same length, a
+// multiple of maskBlock.
+func maskCopyBlocks(dst, src []byte, k uint64) {
+	if useAVX2 {
+		maskCopyAVX2(dst, src, k)
+	} else {
+		maskCopySSE2(dst, src, k)
+	}
+}
+
+//go:noescape
+func maskCopySSE2(dst, src []byte, k uint64)
+
+//go:noescape
+func maskCopyAVX2(dst, src []byte, k uint64)
+
 //go:noescape
 func maskSSE2(b []byte, k uint64)
 

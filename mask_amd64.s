@@ -71,6 +71,78 @@ avx2done:
 	VZEROUPPER // SSE code that follows would otherwise run slowly
 	RET
 
+// func maskCopySSE2(dst, src []byte, k uint64)
+TEXT ·maskCopySSE2(SB), NOSPLIT, $0-56
+	MOVQ dst_base+0(FP), DI
+	MOVQ src_base+24(FP), SI
+	MOVQ src_len+32(FP), CX
+	MOVQ k+48(FP), X0
+	SHRQ $6, CX // 64-byte blocks
+	JZ   copydone
+
+	PUNPCKLQDQ X0, X0
+
+copysse2:
+	MOVOU 0(SI), X1
+	MOVOU 16(SI), X2
+	MOVOU 32(SI), X3
+	MOVOU 48(SI), X4
+	PXOR  X0, X1
+	PXOR  X0, X2
+	PXOR  X0, X3
+	PXOR  X0, X4
+	MOVOU X1, 0(DI)
+	MOVOU X2, 16(DI)
+	MOVOU X3, 32(DI)
+	MOVOU X4, 48(DI)
+	ADDQ  $64, SI
+	ADDQ  $64, DI
+	DECQ  CX
+	JNZ   copysse2
+
+copydone:
+	RET
+
+// func maskCopyAVX2(dst, src []byte, k uint64)
+TEXT ·maskCopyAVX2(SB), NOSPLIT, $0-56
+	MOVQ dst_base+0(FP), DI
+	MOVQ src_base+24(FP), SI
+	MOVQ src_len+32(FP), CX
+	MOVQ k+48(FP), X0
+	SHRQ $6, CX // 64-byte blocks
+	JZ   copyavx2done
+
+	VPBROADCASTQ X0, Y0
+
+copyavx2loop:
+	// Two blocks a round while two are left.
+	CMPQ    CX, $2
+	JB      copyavx2last
+	VPXOR   0(SI), Y0, Y1
+	VPXOR   32(SI), Y0, Y2
+	VPXOR   64(SI), Y0, Y3
+	VPXOR   96(SI), Y0, Y4
+	VMOVDQU Y1, 0(DI)
+	VMOVDQU Y2, 32(DI)
+	VMOVDQU Y3, 64(DI)
+	VMOVDQU Y4, 96(DI)
+	ADDQ    $128, SI
+	ADDQ    $128, DI
+	SUBQ    $2, CX
+	JMP     copyavx2loop
+
+copyavx2last:
+	TESTQ   CX, CX
+	JZ      copyavx2done
+	VPXOR   0(SI), Y0, Y1
+	VPXOR   32(SI), Y0, Y2
+	VMOVDQU Y1, 0(DI)
+	VMOVDQU Y2, 32(DI)
+
+copyavx2done:
+	VZEROUPPER
+	RET
+
 // func hasAVX2() bool
 TEXT ·hasAVX2(SB), NOSPLIT, $0-1
 	MOVB $0, ret+0(FP)

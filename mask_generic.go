@@ -2,6 +2,8 @@
 
 package websocket
 
+import "encoding/binary"
+
 // maskBlock is the length maskBlocks works in: eight 8-byte words.
 const maskBlock = 64
 
@@ -19,5 +21,16 @@ func maskBlocks(b []byte, k uint64) {
 		xorWord(b[48:], k)
 		xorWord(b[56:], k)
 		b = b[maskBlock:]
+	}
+}
+
+// maskCopyBlocks copies src into dst XORed with k repeated; both have the same length, a
+// multiple of maskBlock.
+func maskCopyBlocks(dst, src []byte, k uint64) {
+	for len(src) >= maskBlock && len(dst) >= maskBlock {
+		for i := 0; i < maskBlock; i += 8 {
+			binary.LittleEndian.PutUint64(dst[i:], binary.LittleEndian.Uint64(src[i:])^k)
+		}
+		dst, src = dst[maskBlock:], src[maskBlock:]
 	}
 }

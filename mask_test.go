@@ -56,6 +56,33 @@ func TestMaskMatchesReference(t *testing.T) {
 	}
 }
 
+// TestMaskCopyMatchesReference compares maskCopy with the reference for every length up to
+// 300, at each key position and at each alignment of source and destination: dst gets the
+// masked bytes and nothing past them, src is left as it was, and the key comes back
+// rotated as mask's does.
+func TestMaskCopyMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for pos := range 4 {
+		for n := 0; n <= 300; n++ {
+			for _, off := range []int{0, 1, 3, 7} {
+				src := randomMaskInput(r, off+n+8)
+				srcBefore := bytes.Clone(src)
+				dst := randomMaskInput(r, off+n+8)
+				want := bytes.Clone(dst)
+				copy(want[off:off+n], src[off:off+n])
+				maskReference(maskTestKey, pos, want[off:off+n])
+
+				next := maskCopy(dst[off:], src[off:off+n], maskKeyAt(maskTestKey, pos))
+				if !assert.Equal(t, want, dst, "pos %d, length %d, offset %d: masked bytes, or bytes outside the slice", pos, n, off) {
+					return
+				}
+				assert.Equal(t, srcBefore, src, "pos %d, length %d: source modified", pos, n)
+				assert.Equal(t, maskKeyAt(maskTestKey, pos+n), next, "pos %d, length %d: returned key", pos, n)
+			}
+		}
+	}
+}
+
 // TestMaskPieces checks that masking a payload in pieces, each continuing with the key the
 // previous one returned, gives the same bytes as masking it whole.
 func TestMaskPieces(t *testing.T) {

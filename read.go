@@ -326,8 +326,14 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 	if int64(len(p)) > c.rd.frameLeft {
 		p = p[:c.rd.frameLeft]
 	}
+	if c.rd.masked {
+		n, key, err := c.rb.readMasked(p, c.rd.key)
+		c.rd.key = key
+		c.rd.frameLeft -= int64(n)
+		return n, err
+	}
 	n, err := c.rb.read(p)
-	c.consumed(p[:n])
+	c.rd.frameLeft -= int64(n)
 	return n, err
 }
 

@@ -108,16 +108,7 @@ func (b *readBuffer) read(p []byte) (int, error) {
 	}
 	if b.r == b.w {
 		if len(p) >= readBufferSize {
-			b.wait()
-			n, err := b.nc.Read(p)
-			b.waited()
-			if n > 0 {
-				if b.ka != nil {
-					b.ka.arrived()
-				}
-				return n, nil
-			}
-			return 0, connErr(err)
+			return b.readDirect(p)
 		}
 		if err := b.fill(); err != nil {
 			return 0, err
@@ -126,6 +117,41 @@ func (b *readBuffer) read(p []byte) (int, error) {
 	n := copy(p, b.buf[b.r:b.w])
 	b.discard(n)
 	return n, nil
+}
+
+// readMasked is read for payload masked with key (RFC 6455 §5.3): it unmasks what it
+// reads, while copying it out of the buffer, and returns key rotated past it.
+func (b *readBuffer) readMasked(p []byte, key uint32) (int, uint32, error) {
+	if len(p) == 0 {
+		return 0, key, nil
+	}
+	if b.r == b.w {
+		if len(p) >= readBufferSize {
+			n, err := b.readDirect(p)
+			return n, mask(key, p[:n]), err
+		}
+		if err := b.fill(); err != nil {
+			return 0, key, err
+		}
+	}
+	n := min(len(p), b.w-b.r)
+	key = maskCopy(p, b.buf[b.r:b.r+n], key)
+	b.discard(n)
+	return n, key, nil
+}
+
+// readDirect reads from the connection straight into p, bypassing the empty buffer.
+func (b *readBuffer) readDirect(p []byte) (int, error) {
+	b.wait()
+	n, err := b.nc.Read(p)
+	b.waited()
+	if n > 0 {
+		if b.ka != nil {
+			b.ka.arrived()
+		}
+		return n, nil
+	}
+	return 0, connErr(err)
 }
 
 // fill reads at least one more byte into the buffer. It first moves what is buffered to
