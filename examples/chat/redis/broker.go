@@ -64,29 +64,34 @@ const (
 	presenceRenew = 10 * time.Second
 )
 
-// defaultBeat is how often a node says it is alive, unless its timing says otherwise. A
-// node that has not for deadBeats beats is taken for dead.
+// The defaults of a node's timing. A node that has not said it is alive for deadBeats
+// beats is taken for dead.
 const (
+	defaultPace = 20 * time.Millisecond
 	defaultBeat = time.Second
 	deadBeats   = 3
 )
 
 // appendLua is the Lua function that adds an event to a room's stream. The ID 0-*
-// numbers the entries 0-1, 0-2, ... in one sequence across every node. The stream keeps
-// the last history messages and, apart, the last history joins and leaves: were they
-// counted together, members coming and going would push out the lines that clients
-// resume from. It builds the room's keys from its name, so that a script may append to
-// any room.
+// numbers the entries 0-1, 0-2, ... in one sequence across every node, with no holes but
+// those of entries dropped. The stream keeps the last history messages at least and,
+// apart, the last history joins and leaves: were they counted together, members coming
+// and going would push out the lines that clients resume from. Each kind is trimmed back
+// to history once it reaches twice that: a node's reader that falls behind has that
+// much more time to catch up before it misses lines, and the trimming costs a command or
+// two every history entries rather than each one. It builds the room's keys from its
+// name, so that a script may append to any room.
 const appendLua = `
 local function append(room, history, kind, name, text, conn)
   local log = '` + logKey + `' .. room
   local id = redis.call('XADD', log, '0-*', 't', kind, 'n', name, 'x', text, 'c', conn)
   local kept = (kind == 'message' and '` + linesKey + `' or '` + comingsKey + `') .. room
-  if redis.call('RPUSH', kept, id) > tonumber(history) then
-    local old = redis.call('LPOP', kept)
-    redis.call('XDEL', log, old)
+  local n = redis.call('RPUSH', kept, id)
+  if n > 2 * tonumber(history) then
+    local old = redis.call('LPOP', kept, n - tonumber(history))
+    redis.call('XDEL', log, unpack(old))
     if kind == 'message' then
-      redis.call('SET', '` + droppedKey + `' .. room, old)
+      redis.call('SET', '` + droppedKey + `' .. room, old[#old])
     end
   end
   return id
@@ -155,6 +160,8 @@ type broker struct {
 	node    string // names this process in presence entries and its wake stream
 	history int64  // messages a stream keeps, and joins and leaves as many
 	beat    time.Duration
+	pace    time.Duration
+	after   func(time.Duration) <-chan time.Time // time.After, but in tests
 
 	mu     sync.Mutex
 	rooms  map[string]*room // rooms with members on this node
@@ -171,6 +178,12 @@ type timing struct {
 	// node that dies without a word has its members leave their rooms within about 4
 	// beats. 1 second by default; every beat costs a node three Redis commands.
 	Beat time.Duration
+
+	// Pace is the least time between two reads of the rooms' streams: the lines that
+	// come meanwhile go out to each member together, which costs them up to Pace of
+	// latency under load and saves Redis, the node and the network a read, a wake-up and
+	// writes for each line. 0 for the default, 20 ms; negative for no pace.
+	Pace time.Duration
 }
 
 // room is a room that has members on this node.
@@ -194,11 +207,16 @@ func newBroker(rdb *redis.Client, history int, tm timing) *broker {
 	if tm.Beat <= 0 {
 		tm.Beat = defaultBeat
 	}
+	if tm.Pace == 0 {
+		tm.Pace = defaultPace
+	}
 	return &broker{
 		rdb:     rdb,
 		node:    strings.ToLower(rand.Text()[:10]),
 		history: int64(max(history, 1)),
 		beat:    tm.Beat,
+		pace:    max(tm.Pace, 0),
+		after:   time.After,
 		rooms:   make(map[string]*room),
 		wakeID:  "0-0",
 	}
@@ -237,8 +255,8 @@ func (b *broker) Join(ctx context.Context, j chat.JoinRequest, m chat.Member) er
 	_, err := b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.SetNX(ctx, epochKey+j.Room, strings.ToLower(rand.Text()), 0)
 		epoch = p.Get(ctx, epochKey+j.Room)
-		// The stream holds history messages and at most as many joins and leaves.
-		newest = p.XRevRangeN(ctx, logKey+j.Room, "+", "-", 2*b.history)
+		// The stream holds at most twice history messages, and as many joins and leaves.
+		newest = p.XRevRangeN(ctx, logKey+j.Room, "+", "-", 4*b.history)
 		if j.After > 0 {
 			resumed = p.XRange(ctx, logKey+j.Room, "(0-"+strconv.FormatInt(j.After, 10), "+")
 		}
@@ -280,10 +298,12 @@ func (b *broker) Join(ctx context.Context, j chat.JoinRequest, m chat.Member) er
 	m.Deliver(chat.Encode(chat.Event{Type: "welcome", Epoch: r.epoch, Members: names}))
 
 	// A client from another life of the room, or one that has been away longer than the
-	// stream reaches, has missed messages for good. A newcomer gets the newest events.
+	// stream reaches, has missed messages for good. A newcomer gets the newest history
+	// messages.
 	after := j.After
 	var msgs []redis.XMessage
-	if j.Epoch == r.epoch && after > 0 {
+	resuming := j.Epoch == r.epoch && after > 0
+	if resuming {
 		// Every message after the last dropped is in the stream.
 		if after < seq(dropped.Val()) {
 			m.Deliver(chat.Encode(chat.Event{Type: "gap"}))
@@ -298,10 +318,17 @@ func (b *broker) Join(ctx context.Context, j chat.JoinRequest, m chat.Member) er
 		slices.Reverse(msgs)
 	}
 	// What the reader has not delivered yet, it will deliver to m too.
+	var lines []redis.XMessage
 	for _, x := range msgs {
 		if n := seq(x.ID); n > after && n <= r.last && x.Values["t"] == "message" {
-			m.Deliver(encode(n, x))
+			lines = append(lines, x)
 		}
+	}
+	if !resuming {
+		lines = lines[max(len(lines)-int(b.history), 0):]
+	}
+	for _, x := range lines {
+		m.Deliver(encode(seq(x.ID), x))
 	}
 	me.after = max(after, r.last)
 	r.members[m] = me
@@ -394,12 +421,24 @@ func (b *broker) run(ctx context.Context) {
 	renew := time.NewTicker(presenceRenew)
 	defer renew.Stop()
 	backoff := 50 * time.Millisecond
+	var began time.Time
 	for ctx.Err() == nil {
 		select {
 		case <-renew.C:
 			b.renewPresence(ctx)
 		default:
 		}
+		// At most one read a pace: what comes meanwhile goes out together, each member's
+		// lines in one write where its Conn can. A read that waited for its events is
+		// over a pace after it began, so that a line after a quiet spell goes out at once.
+		if wait := b.pace - time.Since(began); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-b.after(wait):
+			}
+		}
+		began = time.Now()
 		err := b.readOnce(ctx)
 		if err == nil || errors.Is(err, redis.Nil) {
 			backoff = 50 * time.Millisecond
@@ -454,18 +493,49 @@ func (b *broker) readOnce(ctx context.Context) error {
 		b.mu.Lock()
 		r := b.rooms[name]
 		b.mu.Unlock()
-		if r != nil {
-			r.deliver(s.Messages)
+		if r != nil && len(s.Messages) > 0 {
+			r.deliver(s.Messages, b.droppedSince(ctx, r, s.Messages[0]))
 		}
 	}
 	return nil
 }
 
+// droppedSince returns the newest message of r dropped from its stream before the
+// reader delivered it, given the first entry it read next: a node whose reader fell
+// behind the history by more than the stream keeps (it was stalled, or Redis out of
+// reach) has members who missed those lines for good. It returns 0 if none was.
+func (b *broker) droppedSince(ctx context.Context, r *room, first redis.XMessage) int64 {
+	r.mu.Lock()
+	last := r.last
+	r.mu.Unlock()
+	if seq(first.ID) <= last+1 {
+		return 0 // no hole
+	}
+	// A hole: entries were dropped, joins and leaves or lines.
+	d, err := b.rdb.Get(ctx, droppedKey+r.name).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		log.Printf("reading what %s dropped: %v", r.name, err)
+	}
+	if n := seq(d); n > last {
+		return n
+	}
+	return 0
+}
+
 // deliver hands the entries to the members, each encoded once, in order, skipping
-// those already delivered.
-func (r *room) deliver(msgs []redis.XMessage) {
+// those already delivered. Members that had not had messages up to dropped, which are
+// lost, are told of the gap first.
+func (r *room) deliver(msgs []redis.XMessage, dropped int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if dropped > r.last {
+		gap := chat.Encode(chat.Event{Type: "gap"})
+		for m, me := range r.members {
+			if me.after < dropped {
+				m.Deliver(gap)
+			}
+		}
+	}
 	for _, x := range msgs {
 		n := seq(x.ID)
 		if n <= r.last {

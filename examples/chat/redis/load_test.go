@@ -47,6 +47,9 @@ const nodeEnv = "CHAT_TEST_NODE_REDIS"
 // beatEnv, when set, is the Beat of the node process's timing.
 const beatEnv = "CHAT_TEST_NODE_BEAT"
 
+// paceEnv, when set, is the Pace of the node process's timing.
+const paceEnv = "CHAT_TEST_NODE_PACE"
+
 // profileEnv, when set, has each node process write a CPU profile to its value, a dot
 // and the process's ID.
 const profileEnv = "CHAT_TEST_NODE_CPUPROFILE"
@@ -71,6 +74,7 @@ func runNode(addr string) {
 	}
 	var tm timing
 	tm.Beat, _ = time.ParseDuration(os.Getenv(beatEnv))
+	tm.Pace, _ = time.ParseDuration(os.Getenv(paceEnv))
 	if err := serve(ctx, l, &redis.Options{Addr: addr}, testConfig, tm); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -339,20 +340,23 @@ func TestGap(t *testing.T) {
 	cfg.History = 1
 	a := startNodeWith(t, r.addr(), cfg, timing{})
 	ann, welcome := join(ctx, t, a, "room=go&name=ann")
-	ann.send(ctx, t, "one")
-	first := ann.messages(ctx, t, 1)[0]
-	ann.send(ctx, t, "two") // the room keeps one line: this one
-	second := ann.messages(ctx, t, 1)[0]
+	var said []chat.Event
+	for _, s := range []string{"one", "two", "three"} {
+		ann.send(ctx, t, s)
+		said = append(said, ann.messages(ctx, t, 1)[0])
+	}
+	// The room keeps one line, and trims back to it when it has three: it has the third.
+	second, third := said[1], said[2]
 
 	tests := []struct {
 		name  string
 		query string
 		want  []chat.Event
 	}{
-		{"resumes after the first, which is trimmed: nothing lost", resume("bob", welcome.Epoch, first.ID), []chat.Event{second}},
-		{"resumes before the first: lost", resume("bob", welcome.Epoch, first.ID-1), []chat.Event{{Type: "gap"}, second}},
-		{"another life", resume("bob", "old", first.ID), []chat.Event{{Type: "gap"}, second}},
-		{"newcomer", "room=go&name=bob", []chat.Event{second}},
+		{"resumes after the second, which is trimmed: nothing lost", resume("bob", welcome.Epoch, second.ID), []chat.Event{third}},
+		{"resumes before the second: lost", resume("bob", welcome.Epoch, second.ID-1), []chat.Event{{Type: "gap"}, third}},
+		{"another life", resume("bob", "old", second.ID), []chat.Event{{Type: "gap"}, third}},
+		{"newcomer", "room=go&name=bob", []chat.Event{third}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -583,4 +587,119 @@ func TestHistoryKeepsLines(t *testing.T) {
 	assert.Equal(t, []chat.Event{two}, bob.messages(ctx, t, 1))
 	cat, _ := join(ctx, t, a, "room=go&name=cat")
 	assert.Equal(t, []chat.Event{one, two}, cat.messages(ctx, t, 2))
+}
+
+// counter is a member that counts the events it is handed.
+type counter struct{ n atomic.Int64 }
+
+func (c *counter) Name() string                            { return "counter" }
+func (c *counter) Deliver(*websocket.PreparedMessage) bool { c.n.Add(1); return true }
+func (c *counter) End(websocket.StatusCode, string)        {}
+
+// runPaced runs b's reader at a pace the test sets: its first read is at once, and it
+// reads again only when step is called, which returns once that read is over.
+func runPaced(ctx context.Context, t *testing.T, b *broker) (step func()) {
+	t.Helper()
+	runCtx, stop := context.WithCancel(context.Background())
+	waiting, ticks := make(chan struct{}), make(chan time.Time)
+	b.pace = time.Hour
+	b.after = func(time.Duration) <-chan time.Time {
+		select {
+		case waiting <- struct{}{}:
+		case <-runCtx.Done():
+		}
+		return ticks
+	}
+	running := make(chan struct{})
+	go func() {
+		defer close(running)
+		b.run(runCtx)
+	}()
+	t.Cleanup(func() {
+		stop()
+		b.wake(context.Background())
+		<-running
+	})
+	wait := func() {
+		t.Helper()
+		select {
+		case <-waiting:
+		case <-ctx.Done():
+			t.Fatal("the reader did not wait for the pace")
+		}
+	}
+	wait()
+	return func() {
+		t.Helper()
+		select {
+		case ticks <- time.Now():
+		case <-ctx.Done():
+			t.Fatal("the reader is not waiting")
+		}
+		wait()
+	}
+}
+
+// TestPace has a node read the rooms at most once a pace: the lines said while its
+// reader waits for the pace are delivered after one read, together.
+func TestPace(t *testing.T) {
+	ctx := testContext(t)
+	r := startRedis(t)
+	a := startNode(t, r.addr())
+
+	rdb := redis.NewClient(&redis.Options{Addr: r.addr()})
+	defer rdb.Close()
+	b := newBroker(rdb, testConfig.History, timing{})
+	rec := &counter{}
+	require.NoError(t, b.Join(ctx, chat.JoinRequest{Room: "go", Name: rec.Name()}, rec))
+	defer b.Leave("go", rec)
+	require.Equal(t, int64(1), rec.n.Load()) // the welcome
+	dan, _ := join(ctx, t, a, "room=go&name=dan")
+
+	// The first read is at once, and has Dan's join.
+	step := runPaced(ctx, t, b)
+	assert.Equal(t, int64(2), rec.n.Load())
+	for _, s := range []string{"m1", "m2", "m3"} {
+		dan.send(ctx, t, s)
+	}
+	require.Len(t, dan.messages(ctx, t, 3), 3)
+	assert.Equal(t, int64(2), rec.n.Load())
+	step()
+	assert.Equal(t, int64(5), rec.n.Load())
+}
+
+// TestReaderBehind has a node's reader fall behind by more lines than the room keeps:
+// its members are told of the gap before the next line.
+func TestReaderBehind(t *testing.T) {
+	ctx := testContext(t)
+	r := startRedis(t)
+	cfg := testConfig
+	cfg.History = 1 // trimmed back to one line when there are three
+	a := startNodeWith(t, r.addr(), cfg, timing{})
+
+	rdb := redis.NewClient(&redis.Options{Addr: r.addr()})
+	defer rdb.Close()
+	b := newBroker(rdb, cfg.History, timing{})
+	h := chat.NewHub(cfg, b)
+	srv := httptest.NewServer(h.Handler())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		assert.NoError(t, h.Shutdown(ctx))
+		srv.Close()
+	})
+	ann, _ := join(ctx, t, &node{url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws?"}, "room=go&name=ann")
+	dan, _ := join(ctx, t, a, "room=go&name=dan")
+	step := runPaced(ctx, t, b)
+	assert.Equal(t, chat.Event{Type: "join", Name: "dan"}, ann.next(ctx, t))
+
+	// Each line reaches Dan before the next is sent: his node is never behind.
+	var said []chat.Event
+	for _, s := range []string{"m1", "m2", "m3"} {
+		dan.send(ctx, t, s)
+		said = append(said, dan.messages(ctx, t, 1)...)
+	}
+	step()
+	assert.Equal(t, chat.Event{Type: "gap"}, ann.next(ctx, t))
+	assert.Equal(t, said[2], ann.next(ctx, t))
 }
