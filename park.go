@@ -58,6 +58,10 @@ func (c *Conn) Park(fn func(*Conn)) error {
 	p.fn = fn
 	p.mu.Unlock()
 	ready := c.rd.open || c.rb.buffered() > 0 || c.rd.resume
+	if !ready {
+		// A parked Conn holds no read buffer: the wake takes one when bytes arrive.
+		c.rb.release()
+	}
 	c.readLock.unlock()
 	if ready {
 		// What was read ahead, or a message begun, is there already.

@@ -86,6 +86,28 @@ func TestParkWokenByData(t *testing.T) {
 
 // TestParkAnswersPingsWithoutWaking pings a parked Conn: the pong comes back while fn has
 // not been called, and fn is called once data arrives.
+// TestParkHoldsNoBuffer checks that a Conn that has read a message gives its read
+// buffer back when it parks: parked Conns are many, and the buffer is 8 KiB.
+func TestParkHoldsNoBuffer(t *testing.T) {
+	parkModes(t, func(t *testing.T, park func(*Conn, func(*Conn))) {
+		server, client := tcpConns(t)
+		ctx := waitContext(t)
+		require.NoError(t, client.Write(ctx, MessageText, []byte("first")))
+		_, msg, err := server.Read(ctx)
+		require.NoError(t, err)
+		require.Equal(t, "first", string(msg))
+		got := make(chan woken, 1)
+		park(server, readOnWake(got))
+		require.True(t, server.readLock.tryLock()) // a wake takes it before the buffer
+		assert.Nil(t, server.rb.buf, "a parked Conn keeps its read buffer")
+		server.readLock.unlock()
+		require.NoError(t, client.Write(ctx, MessageText, []byte("second")))
+		w := nextWoken(t, got)
+		require.NoError(t, w.err)
+		assert.Equal(t, "second", string(w.msg))
+	})
+}
+
 func TestParkAnswersPingsWithoutWaking(t *testing.T) {
 	parkModes(t, func(t *testing.T, park func(*Conn, func(*Conn))) {
 		server, client := tcpConns(t)
