@@ -524,32 +524,43 @@ func (b *broker) droppedSince(ctx context.Context, r *room, first redis.XMessage
 
 // deliver hands the entries to the members, each encoded once, in order, skipping
 // those already delivered. Members that had not had messages up to dropped, which are
-// lost, are told of the gap first.
+// lost, are told of the gap first. Each member is handed all its events in a row, so
+// that its Conn finds them queued together and may send them in one write.
 func (r *room) deliver(msgs []redis.XMessage, dropped int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var gap *websocket.PreparedMessage
 	if dropped > r.last {
-		gap := chat.Encode(chat.Event{Type: "gap"})
-		for m, me := range r.members {
-			if me.after < dropped {
-				m.Deliver(gap)
-			}
-		}
+		gap = chat.Encode(chat.Event{Type: "gap"})
 	}
+	type event struct {
+		n     int64
+		from  string // the member it is about, but for messages
+		coded *websocket.PreparedMessage
+	}
+	evs := make([]event, 0, len(msgs))
 	for _, x := range msgs {
 		n := seq(x.ID)
 		if n <= r.last {
 			continue
 		}
 		r.last = n
-		ev := encode(n, x)
-		from, _ := x.Values["c"].(string)
-		for m, me := range r.members {
+		ev := event{n: n, coded: encode(n, x)}
+		if x.Values["t"] != "message" {
+			ev.from, _ = x.Values["c"].(string)
+		}
+		evs = append(evs, ev)
+	}
+	for m, me := range r.members {
+		if gap != nil && me.after < dropped {
+			m.Deliver(gap)
+		}
+		for _, ev := range evs {
 			// A member is not told of its own join, nor of its own leave, which the others
 			// see when its node is found dead while it lives. A member that cannot take
 			// the event has been dropped, and leaves the room when its connection ends.
-			if n > me.after && (from != me.id || x.Values["t"] == "message") {
-				m.Deliver(ev)
+			if ev.n > me.after && ev.from != me.id {
+				m.Deliver(ev.coded)
 			}
 		}
 	}
