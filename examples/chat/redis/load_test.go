@@ -38,6 +38,7 @@ var (
 	loadRooms   = flag.Int("load.rooms", 3, "rooms the load test's clients are spread over")
 	loadEvery   = flag.Duration("load.every", 200*time.Millisecond, "how often each client of the load test sends a line")
 	loadFor     = flag.Duration("load.for", time.Second, "how long the clients of the load test send")
+	loadPace    = flag.Duration("load.pace", 0, "the nodes' -pace; 0 for their default, negative for none")
 )
 
 // nodeEnv names the Redis a node process serves from: the test binary run with it set
@@ -159,7 +160,7 @@ func TestLoad(t *testing.T) {
 	r := startRedis(t)
 	var nodes []*nodeProcess
 	for range 3 {
-		nodes = append(nodes, startNodeProcess(t, r.addr()))
+		nodes = append(nodes, startNodeProcess(t, r.addr(), paceEnv+"="+loadPace.String()))
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), *loadFor+60*time.Second)
 	defer cancel()
@@ -267,12 +268,17 @@ func TestLoad(t *testing.T) {
 		slices.Sort(d)
 		return d[int(p*float64(len(d)-1))]
 	}
-	t.Logf("%d clients in %d rooms on 3 nodes, a line every %v each, for %v", len(clients), *loadRooms, *loadEvery, *loadFor)
+	t.Logf("%d clients in %d rooms on 3 nodes (pace %v), a line every %v each, for %v", len(clients), *loadRooms, paceOf(*loadPace), *loadEvery, *loadFor)
 	t.Logf("delivered %d lines in %v: %.0f a second", delivered, elapsed.Round(time.Millisecond), float64(delivered)/elapsed.Seconds())
 	t.Logf("latency through the same node: p50 %v, p99 %v; through another: p50 %v, p99 %v",
 		q(same, 0.5), q(same, 0.99), q(cross, 0.5), q(cross, 0.99))
 	t.Logf("CPU of the nodes and Redis: %v (Redis %v), %.2f µs per delivered line (Redis %.2f)", cpu, redisCPU,
 		float64(cpu.Microseconds())/float64(delivered), float64(redisCPU.Microseconds())/float64(delivered))
+}
+
+// paceOf returns the pace a node runs with, given its timing's.
+func paceOf(d time.Duration) time.Duration {
+	return max(newBroker(nil, 1, timing{Pace: d}).pace, 0)
 }
 
 // read records the lines c receives until its connection ends.
