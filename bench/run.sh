@@ -35,7 +35,7 @@
 #                 counted under callgrind ["1000:3 10000:1"]; "" counts nothing
 #   BC_CG_DELIVERIES  deliveries per counted run, for 128 B and larger messages, and for
 #                 coder with compression, which compresses for every receiver
-#                 [50000 20000 5000]; at least one message each
+#                 [50000 30000 5000]; at least one message each
 #   broadcast-slow runs each of BC_LIBS with and without 1 % of receivers that never
 #   read, messages paced: BC_SLOW_RECEIVERS [1000], BC_SLOW_SIZE [16384],
 #   BC_SLOW_MESSAGES [400], BC_SLOW_INTERVAL [40ms, in ms]
@@ -58,7 +58,7 @@ BC_SIZES=(${BC_SIZES:-128 16384})
 BC_DEFLATE=(${BC_DEFLATE:-off on})
 BC_DELIVERIES=(${BC_DELIVERIES:-100000 30000})
 BC_CALLGRIND=(${BC_CALLGRIND-1000:3 10000:1})
-BC_CG_DELIVERIES=(${BC_CG_DELIVERIES:-50000 20000 5000})
+BC_CG_DELIVERIES=(${BC_CG_DELIVERIES:-50000 30000 5000})
 BC_SLOW_RECEIVERS=${BC_SLOW_RECEIVERS:-1000}
 BC_SLOW_SIZE=${BC_SLOW_SIZE:-16384}
 BC_SLOW_MESSAGES=${BC_SLOW_MESSAGES:-400}

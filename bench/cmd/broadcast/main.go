@@ -458,15 +458,41 @@ func measure(lib string, n, messages, size int, slowPct float64, interval, timeo
 	}
 
 	slow := int(float64(n) * slowPct / 100)
-	var conns []*receiver
-	for i := range n {
-		r, err := dial(addr)
-		if err != nil {
-			return res, err
+	// The receivers connect 16 at a time: one at a time, each handshake would wait for
+	// a server that callgrind slows fifty times, and 10,000 of them take minutes.
+	conns := make([]*receiver, n)
+	defer func() {
+		for _, r := range conns {
+			if r != nil {
+				r.nc.Close()
+			}
 		}
-		defer r.nc.Close()
-		r.slow = i < slow
-		conns = append(conns, r)
+	}()
+	var next atomic.Int64
+	var dialErr error
+	var dialOnce sync.Once
+	var dwg sync.WaitGroup
+	for range min(n, 16) {
+		dwg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				r, err := dial(addr)
+				if err != nil {
+					dialOnce.Do(func() { dialErr = err })
+					next.Store(int64(n)) // stop the others
+					return
+				}
+				r.slow = i < slow
+				conns[i] = r
+			}
+		})
+	}
+	dwg.Wait()
+	if dialErr != nil {
+		return res, dialErr
 	}
 	res.expected = (n - slow) * messages
 	io.WriteString(in, "joined\n")
@@ -550,7 +576,6 @@ func measure(lib string, n, messages, size int, slowPct float64, interval, timeo
 	// until a close frame, which should carry 1008 where the library closes slow peers.
 	res.slowCount = slow
 	var closed, closed1008 atomic.Int64
-	var dwg sync.WaitGroup
 	drainBy := time.Now().Add(3 * time.Second)
 	for _, r := range conns[:slow] {
 		dwg.Go(func() {
