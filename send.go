@@ -3,6 +3,7 @@ package websocket
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,7 +55,10 @@ type sendQueue struct {
 // for other writers. The messages queued are written in order by a goroutine that runs
 // while any are waiting, between the messages of Write, Writer and WritePrepared (which
 // send what was queued before theirs first), and control frames still go out between
-// them. It is safe for concurrent use; Buffered reports the bytes waiting.
+// them. On a server, messages waiting together go out several at a time, in one writev
+// of their prepared frames (not over TLS or with CoalesceWrites; a client masks each
+// frame, so it writes them one by one). It is safe for concurrent use; Buffered reports
+// the bytes waiting.
 //
 // The bytes waiting are bounded: MaxBuffered in AcceptOptions or DialOptions, 1 MiB by
 // default, counting each message's payload before compression. A message alone in the
@@ -233,6 +237,8 @@ func (c *Conn) writeQueue() {
 // msgLock.
 func (c *Conn) flushQueue(ctx context.Context, writer bool) error {
 	q := c.sq.q.Load()
+	var b *batch // taken the first time several messages wait
+	defer func() { b.release() }()
 	for {
 		q.mu.Lock()
 		if q.err != nil {
@@ -248,28 +254,133 @@ func (c *Conn) flushQueue(ctx context.Context, writer bool) error {
 			q.mu.Unlock()
 			return nil
 		}
-		m := q.msgs[q.head]
+		m, n := q.msgs[q.head], 1
+		if len(q.msgs)-q.head > 1 && c.batches() {
+			if b == nil {
+				b = batches.Get().(*batch)
+			}
+			n = copy(b.msgs[:], q.msgs[q.head:])
+		}
 		q.mu.Unlock()
 
-		if err := c.writePrepared(ctx, m); err != nil {
+		var err error
+		done := 1
+		if n == 1 {
+			err = c.writePrepared(ctx, m)
+			if err != nil {
+				done = 0
+			}
+		} else {
+			done, err = c.writeBatch(ctx, b, n)
+		}
+		q.sent(done)
+		if err != nil {
 			return err
 		}
-
-		q.mu.Lock()
-		if q.err == nil { // else clear has dropped m with the rest
-			q.msgs[q.head] = nil
-			q.head++
-			q.bytes.Add(-int64(len(m.payload())))
-			q.count.Add(-1)
-			if q.head == len(q.msgs) {
-				q.msgs, q.head = q.msgs[:0], 0
-				if cap(q.msgs) > 256 {
-					q.msgs = nil // a burst is over: keep no large queue
-				}
-			}
-		}
-		q.mu.Unlock()
 	}
+}
+
+// sent takes the first n messages out of the queue once they are written.
+func (q *sendQueue) sent(n int) {
+	if n == 0 {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.err != nil {
+		return // clear has dropped them with the rest
+	}
+	var bytes int64
+	for _, m := range q.msgs[q.head : q.head+n] {
+		bytes += int64(len(m.payload()))
+	}
+	clear(q.msgs[q.head : q.head+n])
+	q.head += n
+	q.bytes.Add(-bytes)
+	q.count.Add(-int64(n))
+	if q.head == len(q.msgs) {
+		q.msgs, q.head = q.msgs[:0], 0
+		if cap(q.msgs) > 256 {
+			q.msgs = nil // a burst is over: keep no large queue
+		}
+	}
+}
+
+// A server Conn writes several queued messages with one system call: their prepared
+// frames, as they are, in one writev. A batch holds the frame lock for one write, so a
+// pong or a close frame waits for maxBatchBytes at most (or for one larger message, as
+// it would for any write of it). A client masks each frame into its own buffer, so it
+// writes them one by one; so does a Conn with write coalescing, whose held frames must
+// go first, and one over TLS or HTTP/2, where one writev would still be a write a frame.
+const (
+	maxBatch      = 32
+	maxBatchBytes = 64 << 10
+)
+
+// batch is the room writeBatch works in, pooled: a Conn holds one only while it writes.
+type batch struct {
+	msgs   [maxBatch]*PreparedMessage
+	frames [maxBatch][]byte // the frames of msgs, as this Conn sends them
+	vec    [maxBatch][]byte // what bufs consumes
+	bufs   net.Buffers
+}
+
+var batches = sync.Pool{New: func() any { return new(batch) }}
+
+// release gives b back to the pool, holding no message. A nil b does nothing.
+func (b *batch) release() {
+	if b == nil {
+		return
+	}
+	clear(b.msgs[:])
+	clear(b.frames[:])
+	b.bufs = nil
+	batches.Put(b)
+}
+
+// batches reports whether c writes queued messages in batches.
+func (c *Conn) batches() bool { return !c.client && c.co == nil && !c.tlsWrites }
+
+// writeBatch writes the first of b.msgs[:n], as many as fit in maxBatchBytes, with one
+// writev, answering to ctx as a write of one message does, and returns how many went out
+// whole. A write that ctx cut between two frames leaves the Conn usable, as it leaves it
+// between two messages; one cut inside a frame closes it. The caller holds msgLock.
+func (c *Conn) writeBatch(ctx context.Context, b *batch, n int) (int, error) {
+	size := 0
+	k := 0
+	for ; k < n; k++ {
+		f, _, _ := b.msgs[k].form(c)
+		if k > 0 && size+len(f) > maxBatchBytes {
+			break
+		}
+		b.frames[k] = f
+		size += len(f)
+	}
+	if k == 1 {
+		if err := c.writePrepared(ctx, b.msgs[0]); err != nil {
+			return 0, err
+		}
+		return 1, nil
+	}
+	if err := c.lockFrame(ctx); err != nil {
+		return 0, err
+	}
+	defer c.unlockFrame(ctx)
+	c.wwatch.start(ctx)
+	b.bufs = append(b.vec[:0], b.frames[:k]...)
+	wrote, err := b.bufs.WriteTo(c.nc)
+	if err == nil {
+		return k, nil
+	}
+	done, rest := 0, wrote
+	for done < k && int64(len(b.frames[done])) <= rest {
+		rest -= int64(len(b.frames[done]))
+		done++
+	}
+	if rest == 0 && wrote > 0 && cut(ctx) && !c.tlsWrites && !c.isClosed() {
+		return done, ctx.Err()
+	}
+	return done, c.writeResult(ctx, wrote, err)
 }
 
 // lockMessage takes msgLock for a message of the caller's, like lock, and first writes
