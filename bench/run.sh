@@ -37,8 +37,8 @@
 #                 coder with compression, which compresses for every receiver
 #                 [50000 30000 5000]; at least one message each
 #   broadcast-slow runs each of BC_LIBS with and without 1 % of receivers that never
-#   read, messages paced: BC_SLOW_RECEIVERS [1000], BC_SLOW_SIZE [16384],
-#   BC_SLOW_MESSAGES [400], BC_SLOW_INTERVAL [40ms, in ms]
+#   read, messages paced: BC_SLOW_RECEIVERS [200], BC_SLOW_SIZE [16384],
+#   BC_SLOW_MESSAGES [400], BC_SLOW_INTERVAL [20ms, in ms]
 #   SERVER_CPU, LOAD_CPU  CPUs to pin to [0, 1]
 #   RESULTS     file the JSON lines are appended to [a new temporary file]
 #
@@ -59,10 +59,10 @@ BC_DEFLATE=(${BC_DEFLATE:-off on})
 BC_DELIVERIES=(${BC_DELIVERIES:-100000 30000})
 BC_CALLGRIND=(${BC_CALLGRIND-1000:3 10000:1})
 BC_CG_DELIVERIES=(${BC_CG_DELIVERIES:-50000 30000 5000})
-BC_SLOW_RECEIVERS=${BC_SLOW_RECEIVERS:-1000}
+BC_SLOW_RECEIVERS=${BC_SLOW_RECEIVERS:-200}
 BC_SLOW_SIZE=${BC_SLOW_SIZE:-16384}
 BC_SLOW_MESSAGES=${BC_SLOW_MESSAGES:-400}
-BC_SLOW_INTERVAL=${BC_SLOW_INTERVAL:-40ms}
+BC_SLOW_INTERVAL=${BC_SLOW_INTERVAL:-20ms}
 BASELINE_LIBS=(${BASELINE_LIBS:-ours})
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
