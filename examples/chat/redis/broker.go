@@ -89,7 +89,9 @@ local function append(room, history, kind, name, text, conn)
   local n = redis.call('RPUSH', kept, id)
   if n > 2 * tonumber(history) then
     local old = redis.call('LPOP', kept, n - tonumber(history))
-    redis.call('XDEL', log, unpack(old))
+    for i = 1, #old, 500 do -- unpack takes a few thousand values at most
+      redis.call('XDEL', log, unpack(old, i, math.min(i + 499, #old)))
+    end
     if kind == 'message' then
       redis.call('SET', '` + droppedKey + `' .. room, old[#old])
     end

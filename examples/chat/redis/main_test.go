@@ -467,7 +467,9 @@ func TestRedisRestart(t *testing.T) {
 func TestNodeDies(t *testing.T) {
 	ctx := testContext(t)
 	r := startRedis(t)
-	fast := timing{Beat: 20 * time.Millisecond}
+	// The node that dies is found dead 60 ms after; the others look every 250 ms, and
+	// would be taken for dead only if they stalled for 750 ms.
+	fast := timing{Beat: 250 * time.Millisecond}
 	a, c := startNodeWith(t, r.addr(), testConfig, fast), startNodeWith(t, r.addr(), testConfig, fast)
 	b := startNodeProcess(t, r.addr(), beatEnv+"=20ms")
 	onB := &node{url: b.url}
@@ -514,7 +516,8 @@ func TestNodeDies(t *testing.T) {
 func TestNodeFoundDead(t *testing.T) {
 	ctx := testContext(t)
 	r := startRedis(t)
-	fast := timing{Beat: 20 * time.Millisecond}
+	// The nodes beat often, and would be taken for dead only if they stalled for 750 ms.
+	fast := timing{Beat: 250 * time.Millisecond}
 	a, c := startNodeWith(t, r.addr(), testConfig, fast), startNodeWith(t, r.addr(), testConfig, fast)
 	ann, _ := join(ctx, t, a, "room=go&name=ann")
 	bob, _ := join(ctx, t, c, "room=go&name=bob")
@@ -702,4 +705,27 @@ func TestReaderBehind(t *testing.T) {
 	step()
 	assert.Equal(t, chat.Event{Type: "gap"}, ann.next(ctx, t))
 	assert.Equal(t, said[2], ann.next(ctx, t))
+}
+
+// TestTrimLongHistory has a room with a history of 8,000 lines reach twice that: it
+// trims back to 8,000 at once, more entries than one Lua unpack takes.
+func TestTrimLongHistory(t *testing.T) {
+	ctx := testContext(t)
+	r := startRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: r.addr()})
+	defer rdb.Close()
+	const history = 8000
+	require.NoError(t, rdb.Set(ctx, epochKey+"go", "e", 0).Err())
+	require.NoError(t, appendEvent.Load(ctx, rdb).Err())
+	cmds, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for range 2*history + 1 {
+			appendEvent.EvalSha(ctx, p, roomKeys("go"), "go", "e", history, "message", "ann", "hi", "n/1")
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	last := cmds[len(cmds)-1].(*redis.Cmd).Val()
+	assert.Equal(t, fmt.Sprint("0-", 2*history+1), last)
+	assert.Equal(t, int64(history), rdb.XLen(ctx, logKey+"go").Val())
+	assert.Equal(t, fmt.Sprint("0-", history+1), rdb.Get(ctx, droppedKey+"go").Val())
 }
