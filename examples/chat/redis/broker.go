@@ -160,7 +160,7 @@ return dead
 type broker struct {
 	rdb     *redis.Client
 	node    string // names this process in presence entries and its wake stream
-	history int64  // messages a stream keeps, and joins and leaves as many
+	history int64  // messages a stream keeps at least, twice as many at most; joins and leaves too
 	beat    time.Duration
 	pace    time.Duration
 	after   func(time.Duration) <-chan time.Time // time.After, but in tests
