@@ -170,7 +170,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		}
 		// The HTTP server's read and write timeouts must not cut the WebSocket connection.
 		nc.SetDeadline(time.Time{})
-		if err := writeResponse(nc, firstValue(r.Header, hdrKey), protocol, extensions, opts.ResponseHeader); err != nil {
+		if err := writeResponse(nc, scratchBuffer(brw), firstValue(r.Header, hdrKey), protocol, extensions, opts.ResponseHeader); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("websocket: writing the handshake response: %w", err)
 		}
@@ -233,37 +233,64 @@ type hijackedIO struct{}
 func (hijackedIO) Read([]byte) (int, error)  { return 0, http.ErrHijacked }
 func (hijackedIO) Write([]byte) (int, error) { return 0, http.ErrHijacked }
 
+// scratchBuffer returns the empty, unused buffer of the Hijacker's writer, in which the
+// response can be built: Accept writes to the connection directly, and the writer is not
+// used again. net/http gives its 4 KiB one, which it allocated for the connection
+// anyway; building the response in a buffer of Accept's own would cost an allocation
+// (the connection's Write takes it as an argument of an interface method, so it would
+// not stay on the stack).
+func scratchBuffer(brw *bufio.ReadWriter) []byte {
+	if brw == nil || brw.Writer == nil || brw.Writer.Buffered() > 0 {
+		return nil
+	}
+	return brw.Writer.AvailableBuffer()
+}
+
 // writeResponse writes the 101 response to the request whose Sec-WebSocket-Key is key,
-// with the subprotocol and extensions chosen, if any, and the caller's extra headers. Its
-// buffers live on the stack only while it runs: the HTTP server's goroutine, whose stack
-// is already deep in a handler, need not grow for them when the Conn is made after it.
-func writeResponse(nc net.Conn, key, protocol, extensions string, extra http.Header) error {
-	var buf [256]byte
+// with the subprotocol and extensions chosen, if any, and the caller's extra headers,
+// building it in buf, which it may outgrow.
+func writeResponse(nc net.Conn, buf []byte, key, protocol, extensions string, extra http.Header) error {
 	b := append(buf[:0], "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	b = appendAcceptKey(b, key)
 	b = append(b, "\r\n"...)
 	if protocol != "" {
-		b = append(b, "Sec-WebSocket-Protocol: "+protocol+"\r\n"...)
+		b = append(b, "Sec-WebSocket-Protocol: "...)
+		b = append(b, protocol...)
+		b = append(b, "\r\n"...)
 	}
 	if extensions != "" {
-		b = append(b, "Sec-WebSocket-Extensions: "+extensions+"\r\n"...)
+		b = append(b, "Sec-WebSocket-Extensions: "...)
+		b = append(b, extensions...)
+		b = append(b, "\r\n"...)
 	}
 	if len(extra) > 0 {
-		// WriteSubset matches keys as spelled; a key written as in the RFC, such as
-		// "Sec-WebSocket-Protocol" in a map literal, is not in canonical form.
-		exclude := make(map[string]bool)
-		for k := range extra {
-			if handshakeHeaders[http.CanonicalHeaderKey(k)] {
-				exclude[k] = true
-			}
-		}
-		w := bytes.NewBuffer(b)
-		extra.WriteSubset(w, exclude)
-		b = w.Bytes()
+		b = appendExtraHeaders(b, extra)
 	}
 	b = append(b, "\r\n"...)
 	_, err := nc.Write(b)
 	return err
+}
+
+// appendExtraHeaders appends the headers of extra but those the handshake sets itself.
+// It is a function of its own, and not inlined, so that its temporaries do not enlarge
+// writeResponse's frame, the deepest on Accept's path, when there is no extra header.
+//
+//go:noinline
+func appendExtraHeaders(b []byte, extra http.Header) []byte {
+	// WriteSubset matches keys as spelled; a key written as in the RFC, such as
+	// "Sec-WebSocket-Protocol" in a map literal, is not in canonical form.
+	var exclude map[string]bool
+	for k := range extra {
+		if handshakeHeaders[http.CanonicalHeaderKey(k)] {
+			if exclude == nil {
+				exclude = make(map[string]bool)
+			}
+			exclude[k] = true
+		}
+	}
+	w := bytes.NewBuffer(b)
+	extra.WriteSubset(w, exclude)
+	return w.Bytes()
 }
 
 // checkRequest checks r against RFC 6455 §4.2.1 and the origin policy. It may set
