@@ -328,10 +328,27 @@ func checkRequest(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) *
 		return &HandshakeError{http.StatusBadRequest, "the request needs exactly one Sec-WebSocket-Key"}
 	}
 	// RFC 6455 §4.1: the key is a base64-encoded random 16-byte value.
-	if k, err := base64.StdEncoding.DecodeString(keys[0]); err != nil || len(k) != 16 {
+	if !isKey(keys[0]) {
 		return &HandshakeError{http.StatusBadRequest, "Sec-WebSocket-Key is not the base64 encoding of 16 bytes"}
 	}
 	return checkOrigin(r, opts)
+}
+
+// isKey reports whether k is the base64 encoding of 16 bytes, padded, as
+// base64.StdEncoding decodes it: 22 characters of its alphabet and "==". It checks them
+// without decoding, which would allocate the bytes.
+func isKey(k string) bool {
+	if len(k) != 24 || k[22] != '=' || k[23] != '=' {
+		return false
+	}
+	for i := range 22 {
+		switch c := k[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '+', c == '/':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // checkVersion checks Sec-WebSocket-Version (RFC 6455 §4.2.1; RFC 8441 §5 keeps it).

@@ -703,3 +703,28 @@ func TestAcceptKeepsReadAheadLargerThanItsBuffer(t *testing.T) {
 	// And then what the client sends on the connection.
 	exchangeMessages(t, c, a.conn)
 }
+
+// TestIsKey holds isKey to what base64.StdEncoding.DecodeString makes of a key: 16 bytes
+// or not.
+func TestIsKey(t *testing.T) {
+	keys := []string{
+		sampleKey, "AAAAAAAAAAAAAAAAAAAAAA==", "/////////////////////w==", "++++++++++++++++++++++==",
+		// Trailing bits the encoder would leave zero: StdEncoding is not strict.
+		"AAAAAAAAAAAAAAAAAAAAAB==",
+		"", "=", "AAAAAAAAAAAAAAAAAAAAAA=", "AAAAAAAAAAAAAAAAAAAAAA===", "AAAAAAAAAAAAAAAAAAAAAAA=",
+		"AAAAAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAA===", "AAAAAAAAAAAAAAAAAAAAA=A=",
+		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		"AAAAAAAAAAAAAAAAAAAAA-==", "AAAAAAAAAAAAAAAAAAAAA_==", "AAAAAAAAAA AAAAAAAAAAA==",
+		"AAAAAAAAAAAAAAAAAAAAA\x80==", "AAAAAAAAAAA=AAAAAAAAAA==",
+	}
+	for i := range 256 {
+		// Every byte value at the first and the last position of the payload.
+		b := []byte(sampleKey)
+		b[0], b[21] = byte(i), byte(255-i)
+		keys = append(keys, string(b))
+	}
+	for _, k := range keys {
+		raw, err := base64.StdEncoding.DecodeString(k)
+		assert.Equal(t, err == nil && len(raw) == 16, isKey(k), "%q", k)
+	}
+}
