@@ -67,9 +67,9 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 				b = slices.Grow(b, more)
 			}
 		}
-		n, err := c.readData(b[len(b):cap(b)])
+		n, end, err := c.readData(b[len(b):cap(b)])
 		b = b[:len(b)+n]
-		if err == io.EOF {
+		if end {
 			return c.rd.typ, b, nil
 		}
 		if err != nil {
@@ -138,31 +138,40 @@ type messageReader struct {
 }
 
 func (r *messageReader) Read(p []byte) (int, error) {
+	n, end, err := r.read(p)
+	if end {
+		return n, io.EOF
+	}
+	return n, err
+}
+
+// read is Read, reporting the end of the message as end rather than as io.EOF.
+func (r *messageReader) read(p []byte) (n int, end bool, err error) {
 	c := r.c
 	if err := c.lock(r.ctx, &c.readLock); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer c.readLock.unlock()
 	if r.msg != c.rd.msg || !c.rd.open {
 		if r.eof || r.msg == c.rd.msg {
 			r.eof = true
-			return 0, io.EOF
+			return 0, true, nil
 		}
-		return 0, errReaderDiscarded
+		return 0, false, errReaderDiscarded
 	}
 	if len(c.rd.kept) > 0 {
 		// What a Read cut short kept of this message comes first.
 		n := copy(p, c.rd.kept)
 		c.rd.kept = c.rd.kept[n:]
-		return n, nil
+		return n, false, nil
 	}
 	c.rwatch.start(r.ctx)
-	n, err := c.readData(p)
-	if err == io.EOF {
+	n, end, err = c.readData(p)
+	if end {
 		r.eof = true
-		return n, io.EOF
+		return n, true, nil
 	}
-	return n, c.readResult(r.ctx, err)
+	return n, false, c.readResult(r.ctx, err)
 }
 
 // readResult turns what a read produced into what the caller sees. When ctx cut the
@@ -273,27 +282,32 @@ func (c *Conn) startFrame(h header) error {
 }
 
 // readData reads the open message's data into p: its payload, inflated if it is
-// compressed, and checked if it is text. It returns io.EOF, with the last bytes or after
-// them, once the message is complete.
-func (c *Conn) readData(p []byte) (int, error) {
-	var n int
-	var err error
+// compressed, and checked if it is text. It reports end, with the last bytes or after
+// them, once the message is complete. The end is a flag rather than io.EOF, which costs
+// a comparison of interfaces each time it is looked for.
+func (c *Conn) readData(p []byte) (n int, end bool, err error) {
 	if c.rd.inf != nil {
 		n, err = c.inflate(p)
+		end = err == io.EOF
 	} else {
 		n, err = c.readPayload(p)
-		if err == nil && c.rd.frameLeft == 0 && c.rd.fin {
-			err = io.EOF
+		if err == nil {
+			end = c.rd.frameLeft == 0 && c.rd.fin
+		} else {
+			end = err == io.EOF
 		}
 	}
 	// RFC 6455 §8.1: fail as soon as the text cannot be UTF-8 any more.
 	if n > 0 && c.rd.typ == MessageText && !c.rd.utf8.write(p[:n]) {
-		return 0, protocolError(StatusInvalidFramePayloadData, "text message is not valid UTF-8")
+		return 0, false, protocolError(StatusInvalidFramePayloadData, "text message is not valid UTF-8")
 	}
-	if err == io.EOF {
-		err = c.endMessage()
+	if end {
+		if err := c.endMessage(); err != nil {
+			return n, false, err
+		}
+		return n, true, nil
 	}
-	return n, err
+	return n, false, err
 }
 
 // readPayload reads payload of the open message into p, as it is on the wire but
@@ -345,14 +359,14 @@ func (c *Conn) consumed(b []byte) {
 	}
 }
 
-// endMessage closes the message whose last frame has been read. It returns io.EOF, or an
-// error if the message's text ends in the middle of a code point.
+// endMessage closes the message whose last frame has been read. It returns an error if
+// the message's text ends in the middle of a code point.
 func (c *Conn) endMessage() error {
 	if c.rd.typ == MessageText && !c.rd.utf8.complete() {
 		return protocolError(StatusInvalidFramePayloadData, "text message ends inside a UTF-8 sequence")
 	}
 	c.rd.open = false
-	return io.EOF
+	return nil
 }
 
 // discardMessage skips the rest of the open message. Its payload is unmasked in the read
@@ -362,21 +376,14 @@ func (c *Conn) discardMessage() error {
 		// Inflated all the same: the next message may refer to this one's data.
 		buf := &c.rd.inf.discard
 		for {
-			if _, err := c.readData(buf[:]); err != nil {
-				if err == io.EOF {
-					return nil
-				}
+			if _, end, err := c.readData(buf[:]); end || err != nil {
 				return err
 			}
 		}
 	}
 	for {
 		if c.rd.frameLeft == 0 {
-			_, err := c.readData(nil)
-			if err == io.EOF {
-				return nil
-			}
-			if err != nil {
+			if _, end, err := c.readData(nil); end || err != nil {
 				return err
 			}
 			continue

@@ -132,6 +132,64 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 	return written, nil
 }
 
+// ReadFrom reads r to its end into the message: io.Copy to a message writer calls it.
+// Until the buffer is full, r reads straight into it, so that a message that fits is
+// copied once, from r to the frame, rather than through io.Copy's buffer as well; the
+// rest, and any compressed message, goes through Write in pieces of copyBufferSize,
+// which it sends as large frames without copying them.
+func (w *messageWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.closed {
+		return 0, errWriterClosed
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	var total int64
+	if w.dz == nil {
+		buf := w.c.buffer()[maxHeaderSize:]
+		mr, _ := r.(*messageReader)
+		for w.n < writeBufferSize {
+			var n int
+			var err error
+			end := false
+			if mr != nil {
+				n, end, err = mr.read(buf[w.n:])
+			} else if n, err = r.Read(buf[w.n:]); err == io.EOF {
+				end, err = true, nil
+			}
+			w.n += n
+			total += int64(n)
+			if end || err != nil {
+				return total, err
+			}
+		}
+	}
+	bp := copyBuffers.Get().(*[copyBufferSize]byte)
+	defer copyBuffers.Put(bp)
+	for {
+		n, err := r.Read(bp[:])
+		if n > 0 {
+			m, werr := w.Write(bp[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err != nil {
+			if err == io.EOF {
+				return total, nil
+			}
+			return total, err
+		}
+	}
+}
+
+// copyBufferSize is the size of the pieces ReadFrom reads a large message in: io.Copy's.
+const copyBufferSize = 32 << 10
+
+// copyBuffers lend ReadFrom its buffer while it copies a large message.
+var copyBuffers = sync.Pool{New: func() any { return new([copyBufferSize]byte) }}
+
 // Close sends what is buffered as the message's final frame and lets the next message go.
 // After a failed write it sends nothing and returns that write's error.
 func (w *messageWriter) Close() error {
@@ -168,8 +226,12 @@ func (w *messageWriter) send(fin bool, n int) error {
 	}
 	w.op = opContinuation
 	w.rsv = 0
-	buf := w.c.buffer()[maxHeaderSize:]
-	w.n = copy(buf, buf[n:w.n])
+	if n < w.n {
+		buf := w.c.buffer()[maxHeaderSize:]
+		w.n = copy(buf, buf[n:w.n])
+	} else {
+		w.n = 0
+	}
 	return nil
 }
 
@@ -272,7 +334,7 @@ func (c *Conn) sendFrame(ctx context.Context, frame []byte) error {
 	}
 	defer c.unlockFrame(ctx)
 	c.wwatch.start(ctx)
-	if c.co.hold(frame) {
+	if c.co != nil && c.co.hold(frame) {
 		if c.co.stillHeld() {
 			return nil
 		}
@@ -331,8 +393,13 @@ func (c *Conn) lockFrame(ctx context.Context) error {
 // stream unusable, so the Conn is closed.
 func (c *Conn) writeResult(ctx context.Context, wrote int64, err error) error {
 	if err == nil {
-		return nil
+		return nil // inlined, for the common case
 	}
+	return c.writeFailed(ctx, wrote, err)
+}
+
+// writeFailed is writeResult for a write that failed.
+func (c *Conn) writeFailed(ctx context.Context, wrote int64, err error) error {
 	if c.isClosed() {
 		return c.closedErr()
 	}
@@ -376,7 +443,9 @@ func (c *Conn) sendClosePayload(payload []byte) error {
 // lock. A pong that ctx cuts short before any byte left waits for the next holder.
 func (c *Conn) unlockFrame(ctx context.Context) {
 	c.frameLock.unlock()
-	c.co.signal()
+	if c.co != nil {
+		c.co.signal()
+	}
 	if c.pongWaiting.Load() {
 		c.sendWaitingPong(ctx)
 	}
