@@ -184,6 +184,13 @@ func (c *Conn) gotPong(payload []byte) {
 // context comes through here first, so a context done on entry fails the call even when
 // the lock is free and the I/O would not block.
 func (c *Conn) lock(ctx context.Context, l *mutex) error {
+	// The common case first: a free lock, an open Conn, a live context.
+	if l.tryLock() {
+		if !c.isClosed() && ctx.Err() == nil {
+			return nil
+		}
+		l.unlock()
+	}
 	if c.isClosed() {
 		return c.closedErr()
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // aLongTimeAgo is a deadline in the past: setting it wakes blocked I/O at once.
@@ -41,8 +42,12 @@ func (w *ctxWatch) setDeadline(t time.Time) {
 	}
 }
 
-// start makes I/O from now on answer to ctx.
+// start makes I/O from now on answer to ctx. It is not inlined: its callers are on the
+// path of every reader waiting for its peer, whose stack must stay small.
 func (w *ctxWatch) start(ctx context.Context) {
+	if sameContext(ctx, w.ctx) {
+		return // as below, without asking ctx for its Done channel: a lock or an atomic load
+	}
 	done := ctx.Done()
 	if done == w.done {
 		w.ctx = ctx
@@ -69,6 +74,14 @@ func (w *ctxWatch) start(ctx context.Context) {
 			w.moved = true
 		}
 	})
+}
+
+// sameContext reports whether a and b are the same context value: the same dynamic type
+// and the same data word. Comparing them with == would compare their values, which
+// panics for a context type that is not comparable; a data word both hold is one value.
+func sameContext(a, b context.Context) bool {
+	type iface struct{ tab, data unsafe.Pointer }
+	return *(*iface)(unsafe.Pointer(&a)) == *(*iface)(unsafe.Pointer(&b))
 }
 
 // current returns the context I/O in this direction answers to, or Background if none.

@@ -83,9 +83,13 @@ func (m *mutex) lock(ctx context.Context, closed <-chan struct{}) bool {
 }
 
 func (m *mutex) unlock() {
-	if m.state.CompareAndSwap(locked, unlocked) {
-		return
+	if !m.state.CompareAndSwap(locked, unlocked) {
+		m.unlockSlow()
 	}
+}
+
+// unlockSlow is unlock of a mutex that is not simply locked: waiters, or a bug.
+func (m *mutex) unlockSlow() {
 	if m.state.Load() == unlocked {
 		// Only the holder moves the mutex out of locked or contended: this is a bug of
 		// ours, which must not pass silently as it would corrupt the state.

@@ -141,9 +141,10 @@ func (c *Conn) WritePrepared(ctx context.Context, m *PreparedMessage) error {
 	if err := c.lockMessage(ctx); err != nil {
 		return err
 	}
-	defer c.msgLock.unlock()
-	defer c.releaseBuffer()
-	return c.writePrepared(ctx, m)
+	err := c.writePrepared(ctx, m)
+	c.releaseBuffer()
+	c.msgLock.unlock()
+	return err
 }
 
 // writePrepared sends m. The caller holds msgLock, and gives back the buffer after.

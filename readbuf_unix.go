@@ -61,16 +61,18 @@ func (b *readBuffer) readFD(fd uintptr) bool {
 		b.buf = readBuffers.Get().(*[readBufferSize]byte)
 	}
 	for {
-		b.rawN, b.rawErr = syscall.Read(int(fd), b.buf[b.w:])
-		if b.rawErr != syscall.EINTR {
-			break
+		n, err := syscall.Read(int(fd), b.buf[b.w:])
+		// Compared as an Errno: compared as errors, each costs a call.
+		switch errno, _ := err.(syscall.Errno); errno {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			b.releaseIfEmpty()
+			return false
 		}
+		b.rawN, b.rawErr = n, err
+		return true
 	}
-	if b.rawErr == syscall.EAGAIN {
-		b.releaseIfEmpty()
-		return false
-	}
-	return true
 }
 
 // writeNoWait writes b to the socket with one system call that does not wait for room in
