@@ -12,6 +12,7 @@ import (
 	"path"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -164,18 +165,22 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		// deep in the handler already, and one more frame on the way to writeResponse
 		// made it grow its stack from 4 to 8 KiB on every handshake (about 30,000
 		// instructions).
+		netHTTP := netHTTPHijacker(w)
 		nc, brw, err := http.NewResponseController(w).Hijack()
 		if err != nil {
 			return nil, refuse(w, &HandshakeError{http.StatusInternalServerError, "cannot take over the connection: " + err.Error()})
 		}
-		// The HTTP server's read and write timeouts must not cut the WebSocket connection.
-		nc.SetDeadline(time.Time{})
+		if !netHTTP {
+			// The HTTP server's read and write timeouts must not cut the WebSocket
+			// connection. net/http's Hijack clears them itself.
+			nc.SetDeadline(time.Time{})
+		}
 		if err := writeResponse(nc, scratchBuffer(brw), firstValue(r.Header, hdrKey), protocol, extensions, opts.ResponseHeader); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("websocket: writing the handshake response: %w", err)
 		}
 		c = newConn(nc, brw.Reader, false, protocol)
-		if netHTTPHijacker(w) {
+		if netHTTP {
 			// net/http refers to its connection's buffers while the handler runs, which is
 			// as long as the connection when it is served in the handler: 8 KiB a
 			// connection. newConn has copied what was read ahead, and net/http uses
@@ -205,7 +210,14 @@ func netHTTPHijacker(w http.ResponseWriter) bool {
 		switch v := w.(type) {
 		case http.Hijacker:
 			t := reflect.TypeOf(v)
-			return t.Kind() == reflect.Pointer && t.Elem().PkgPath() == "net/http" && t.Elem().Name() == "response"
+			if known, ok := netHTTPResponse.Load().(reflect.Type); ok {
+				return t == known
+			}
+			if t.Kind() == reflect.Pointer && t.Elem().PkgPath() == "net/http" && t.Elem().Name() == "response" {
+				netHTTPResponse.Store(t)
+				return true
+			}
+			return false
 		case interface{ Unwrap() http.ResponseWriter }:
 			w = v.Unwrap()
 		default:
@@ -214,18 +226,38 @@ func netHTTPHijacker(w http.ResponseWriter) bool {
 	}
 }
 
-// releaseBuffers replaces the buffers of brw with bufio's smallest, on a reader and writer
-// that fail with http.ErrHijacked: a later read of the request body, which goes through
-// the reader, gets that error instead of the WebSocket's bytes or a nil dereference. It is
-// not inlined, so that its temporaries do not enlarge Accept's frame, which is on the
-// handler's stack during the handshake's deepest calls: with them, the goroutine of a
-// Conn served in its handler needed an 8 KiB stack instead of 4 KiB.
+// netHTTPResponse holds the type of net/http's Hijacker once netHTTPHijacker has found it:
+// comparing types is cheap, and reading a type's package path and name through reflect
+// cost some 500 instructions per handshake.
+var netHTTPResponse atomic.Value // of reflect.Type
+
+// releaseBuffers replaces the buffers of brw with tiny ones, on a reader and writer that
+// fail with http.ErrHijacked: a later read of the request body, which goes through the
+// reader, gets that error instead of the WebSocket's bytes or a nil dereference. The
+// replacements are copies of hijackedReader and hijackedWriter, which share their
+// buffers: nothing is ever stored in them (see there), so no Accept allocates new ones.
+// It is not inlined, so that its temporaries do not enlarge Accept's frame, which is on
+// the handler's stack during the handshake's deepest calls: with them, the goroutine of
+// a Conn served in its handler needed an 8 KiB stack instead of 4 KiB.
 //
 //go:noinline
 func releaseBuffers(brw *bufio.ReadWriter) {
-	*brw.Reader = *bufio.NewReaderSize(hijackedIO{}, 16)
-	*brw.Writer = *bufio.NewWriterSize(hijackedIO{}, 1)
+	*brw.Reader = *hijackedReader
+	*brw.Writer = *hijackedWriter
 }
+
+// hijackedReader and hijackedWriter are what releaseBuffers copies into net/http's
+// emptied buffers. The reader's reads reach hijackedIO, which stores nothing in its
+// buffer; the writer has failed once already, and a bufio.Writer that has failed
+// returns its error without touching its buffer again.
+var (
+	hijackedReader = bufio.NewReaderSize(hijackedIO{}, 16)
+	hijackedWriter = func() *bufio.Writer {
+		w := bufio.NewWriterSize(hijackedIO{}, 1)
+		w.Write(make([]byte, 2)) // longer than the buffer: written through, and fails
+		return w
+	}()
+)
 
 // hijackedIO is what net/http's emptied buffers read from and write to.
 type hijackedIO struct{}

@@ -728,3 +728,31 @@ func TestIsKey(t *testing.T) {
 		assert.Equal(t, err == nil && len(raw) == 16, isKey(k), "%q", k)
 	}
 }
+
+// TestHijackedBuffers checks that the reader and writer releaseBuffers leaves in
+// net/http's buffers fail every call with http.ErrHijacked and never store anything in
+// the buffers all their copies share.
+func TestHijackedBuffers(t *testing.T) {
+	w := *hijackedWriter
+	_, err := w.Write([]byte("x"))
+	assert.ErrorIs(t, err, http.ErrHijacked)
+	assert.ErrorIs(t, w.WriteByte('x'), http.ErrHijacked)
+	_, err = w.WriteRune('x')
+	assert.ErrorIs(t, err, http.ErrHijacked)
+	_, err = w.WriteString("x")
+	assert.ErrorIs(t, err, http.ErrHijacked)
+	_, err = w.ReadFrom(strings.NewReader("x"))
+	assert.ErrorIs(t, err, http.ErrHijacked)
+	assert.ErrorIs(t, w.Flush(), http.ErrHijacked)
+	assert.Equal(t, []byte{0}, hijackedWriter.AvailableBuffer()[:1], "the shared buffer was written to")
+
+	r := *hijackedReader
+	_, err = r.Read(make([]byte, 1))
+	assert.ErrorIs(t, err, http.ErrHijacked)
+	_, err = r.Read(make([]byte, 64))
+	assert.ErrorIs(t, err, http.ErrHijacked)
+	_, err = r.ReadByte()
+	assert.ErrorIs(t, err, http.ErrHijacked)
+	_, err = r.Peek(1)
+	assert.ErrorIs(t, err, http.ErrHijacked)
+}
