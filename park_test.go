@@ -261,8 +261,8 @@ func TestParkMany(t *testing.T) {
 }
 
 // TestParkManyClients is TestParkMany's other end, which runs it in a child process:
-// it opens the connections, then twice sends a message on each, in random order from
-// a pool of goroutines, and checks the echo.
+// it opens the connections, 500 at a time, then twice sends a message on each, in
+// random order from a pool of goroutines, and checks the echo.
 func TestParkManyClients(t *testing.T) {
 	addr := os.Getenv("PARK_ADDR")
 	if addr == "" {
@@ -278,13 +278,22 @@ func TestParkManyClients(t *testing.T) {
 			}
 		}
 	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
 	for i := range clients {
 		nc, err := net.Dial("tcp", addr)
 		require.NoError(t, err)
 		clients[i] = newConn(nc, nil, true, "")
+		if i%500 == 499 || i == n-1 {
+			// An echo on the newest connection shows that the server has accepted every
+			// one so far: dialling on, faster than it accepts, would overflow its
+			// listen queue, whose connections the kernel then drops after a minute.
+			require.NoError(t, clients[i].Write(ctx, MessageText, []byte("opened")))
+			_, got, err := clients[i].Read(ctx)
+			require.NoError(t, err)
+			require.Equal(t, "opened", string(got))
+		}
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
-	defer cancel()
 	for round := range 2 {
 		order := make(chan int)
 		errs := make(chan error, n)
