@@ -152,7 +152,12 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		return nil, refuse(w, err)
 	}
 	protocol := selectSubprotocol(r.Header, opts.Subprotocols)
-	deflate, extensions, compress := acceptDeflate(r.Header[hdrExtensions], opts.Compression)
+	var deflate deflateParams
+	var extensions string
+	var compress bool
+	if opts.Compression != CompressionDisabled {
+		deflate, extensions, compress = acceptDeflate(r.Header[hdrExtensions], opts.Compression)
+	}
 
 	var c *Conn
 	if isExtendedConnect(r) {
@@ -206,6 +211,10 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 // may empty. The type is checked by its package path, which no other package can claim;
 // should net/http rename it, the check fails safe and the buffers are merely kept.
 func netHTTPHijacker(w http.ResponseWriter) bool {
+	// The usual case, w itself, without the type switch's interface lookups.
+	if known, ok := netHTTPResponse.Load().(reflect.Type); ok && reflect.TypeOf(w) == known {
+		return true
+	}
 	for {
 		switch v := w.(type) {
 		case http.Hijacker:
@@ -466,6 +475,10 @@ func listsToken(h http.Header, name string, match func(string) bool) bool {
 // hasToken reports whether the header name lists token, ignoring ASCII case (RFC 7230
 // §6.1: Connection: keep-alive, Upgrade; RFC 6455 §4.2.1).
 func hasToken(h http.Header, name, token string) bool {
+	// The usual request names the token alone ("Upgrade: websocket"): no list to split.
+	if v := h[name]; len(v) == 1 && asciiEqualFold(v[0], token) {
+		return true
+	}
 	return listsToken(h, name, func(t string) bool { return asciiEqualFold(t, token) })
 }
 
