@@ -76,6 +76,14 @@ func (w *ctxWatch) start(ctx context.Context) {
 	})
 }
 
+// follow is start with its common case inlined, for callers whose frames are not on the
+// path of a reader waiting for its peer.
+func (w *ctxWatch) follow(ctx context.Context) {
+	if !sameContext(ctx, w.ctx) {
+		w.start(ctx)
+	}
+}
+
 // sameContext reports whether a and b are the same context value: the same dynamic type
 // and the same data word. Comparing them with == would compare their values, which
 // panics for a context type that is not comparable; a data word both hold is one value.

@@ -73,8 +73,13 @@ func (m *PreparedMessage) payload() []byte { return m.frame[m.hdr:] }
 // compressThreshold go uncompressed.
 func (m *PreparedMessage) form(c *Conn) (frame []byte, hdr int, rsv byte) {
 	if !c.deflate || len(m.frame)-m.hdr < compressThreshold {
-		return m.frame, m.hdr, 0
+		return m.frame, m.hdr, 0 // inlined, for the common case
 	}
+	return m.deflatedForm(c)
+}
+
+// deflatedForm is form for a Conn that compresses the message.
+func (m *PreparedMessage) deflatedForm(c *Conn) (frame []byte, hdr int, rsv byte) {
 	bits := min(max(c.windowBits, minWindowBits), maxWindowBits)
 	f := &m.deflated[bits-minWindowBits]
 	f.once.Do(func() { f.frame, f.hdr = m.deflate(bits) })
@@ -141,8 +146,17 @@ func (c *Conn) WritePrepared(ctx context.Context, m *PreparedMessage) error {
 	if err := c.lockMessage(ctx); err != nil {
 		return err
 	}
-	err := c.writePrepared(ctx, m)
-	c.releaseBuffer()
+	var err error
+	if !c.client {
+		frame := m.frame
+		if c.deflate && len(m.frame)-m.hdr >= compressThreshold {
+			frame, _, _ = m.deflatedForm(c)
+		}
+		err = c.sendWhole(ctx, frame)
+	} else {
+		err = c.writePrepared(ctx, m)
+		c.releaseBuffer()
+	}
 	c.msgLock.unlock()
 	return err
 }

@@ -332,17 +332,37 @@ func (c *Conn) sendFrame(ctx context.Context, frame []byte) error {
 	if err := c.lockFrame(ctx); err != nil {
 		return err
 	}
-	defer c.unlockFrame(ctx)
-	c.wwatch.start(ctx)
+	return c.sendLocked(ctx, frame)
+}
+
+// sendWhole is sendFrame for a caller that has just taken msgLock, which checked the
+// Conn and ctx: a free frame lock is taken without checking them again.
+func (c *Conn) sendWhole(ctx context.Context, frame []byte) error {
+	if !c.frameLock.tryLock() {
+		return c.sendFrame(ctx, frame)
+	}
+	if c.closeSent {
+		c.frameLock.unlock()
+		return c.sendFrame(ctx, frame) // which tells why nothing may be sent
+	}
+	return c.sendLocked(ctx, frame)
+}
+
+// sendLocked is sendFrame once the frame lock is taken; it releases it.
+func (c *Conn) sendLocked(ctx context.Context, frame []byte) error {
+	c.wwatch.follow(ctx)
 	if c.co != nil && c.co.hold(frame) {
 		if c.co.stillHeld() {
+			c.unlockFrame(ctx)
 			return nil
 		}
 		// The reader started waiting meanwhile: nothing may stay held.
 		frame = nil
 	}
 	wrote, err := c.writeOut(frame)
-	return c.writeResult(ctx, wrote, err)
+	err = c.writeResult(ctx, wrote, err)
+	c.unlockFrame(ctx)
+	return err
 }
 
 // writeControl sends a control frame. It may run while another goroutine is in the middle
