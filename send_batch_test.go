@@ -188,3 +188,70 @@ func BenchmarkSend(b *testing.B) {
 		}
 	}
 }
+
+// TestSendWritesAtOnce sends messages one at a time to a server Conn over TCP whose peer
+// keeps up: each is written by Send itself, so nothing is left waiting once it returns.
+func TestSendWritesAtOnce(t *testing.T) {
+	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
+		t.Skip("Send writes through its goroutine on this system")
+	}
+	a, b := tcpPair(t)
+	server, client := conns(t, a, b, nil)
+	ctx := waitContext(t)
+	for i := range 50 {
+		require.NoError(t, server.Send(numbered(t, i, 64)))
+		require.Zero(t, server.Buffered(), "message %d waits for a goroutine", i)
+		_, msg, err := client.Read(ctx)
+		require.NoError(t, err)
+		require.Equal(t, uint32(i), binary.BigEndian.Uint32(msg))
+	}
+}
+
+// TestSendFinishesFrame sends a message larger than the socket takes at once to a server
+// Conn over TCP, then more: the frame Send began is finished by its goroutine, before the
+// next messages and the pong that answers the peer's ping meanwhile.
+func TestSendFinishesFrame(t *testing.T) {
+	a, b := tcpPair(t)
+	server, client := conns(t, a, b, nil)
+	smallBuffers(server, client)
+	ctx := waitContext(t)
+	big := make([]byte, 1<<20)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	server.sq.max = 4 << 20
+	require.NoError(t, server.Send(mustPrepare(t, MessageBinary, big)))
+	for i := range 3 {
+		require.NoError(t, server.Send(numbered(t, i, 64)))
+	}
+	go server.Read(ctx) // answers the ping
+	pinged := make(chan error, 1)
+	go func() { pinged <- client.Ping(ctx) }()
+
+	_, msg, err := client.Read(ctx)
+	require.NoError(t, err)
+	require.Equal(t, big, msg)
+	for i := range 3 {
+		_, msg, err := client.Read(ctx)
+		require.NoError(t, err)
+		require.Equal(t, uint32(i), binary.BigEndian.Uint32(msg))
+	}
+	go client.Read(ctx) // sees the pong, if it has not come yet
+	require.NoError(t, <-pinged)
+}
+
+// TestSendAtOnceAllocations checks that Send allocates nothing when it writes the message
+// itself, to a server Conn over TCP whose peer reads everything.
+func TestSendAtOnceAllocations(t *testing.T) {
+	a, b := tcpPair(t)
+	server := newConn(a, nil, false, "")
+	defer server.CloseNow()
+	go io.Copy(io.Discard, b)
+	m := mustPrepare(t, MessageBinary, make([]byte, 128))
+	require.NoError(t, server.Send(m))
+	assert.Zero(t, testing.AllocsPerRun(100, func() {
+		if err := server.Send(m); err != nil {
+			t.Fatal(err)
+		}
+	}))
+}
