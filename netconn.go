@@ -63,8 +63,8 @@ type netConn struct {
 	c   *Conn
 	typ MessageType
 
-	readMu sync.Mutex // one Read at a time: the message being read is shared
-	msg    io.Reader  // the message being read; nil between messages
+	readMu sync.Mutex     // one Read at a time: the message being read is shared
+	msg    *messageReader // the message being read; nil between messages
 	read   deadline
 	write  deadline
 	closed atomic.Bool // Close was called
@@ -88,18 +88,19 @@ func (nc *netConn) Read(p []byte) (int, error) {
 	}
 	for {
 		if nc.msg == nil {
-			// The message reader keeps the context it is made with until the message
-			// ends; reading it through nc.read's current context lets a deadline that
-			// passed between two frames be cleared and the message go on.
-			typ, r, err := nc.c.Reader(current{&nc.read})
+			typ, r, err := nc.c.Reader(ctx)
 			if err != nil {
 				return 0, nc.readErr(ctx, err)
 			}
 			if typ != nc.typ {
 				return 0, nc.wrongType(typ)
 			}
-			nc.msg = r
+			nc.msg = r.(*messageReader)
 		}
+		// The message reader goes on under the deadline's context of this call: a
+		// deadline that passed between two frames, then was cleared or moved ahead, has
+		// a new context, and the message goes on.
+		nc.msg.ctx = ctx
 		n, err := nc.msg.Read(p)
 		if err == io.EOF {
 			nc.msg = nil // an empty message gives nothing to return: read on
@@ -276,22 +277,3 @@ func (d *deadline) stop() {
 		d.timer.Stop()
 	}
 }
-
-// current is the context a deadline holds at each moment: what a message reader, which
-// keeps one context from its first read to its last, needs to answer to a deadline
-// changed in between. It is only read by the goroutine holding netConn.readMu, which is
-// also the only one that replaces the context, so that the Conn sees one context
-// throughout a call. Its Value gives the context package the cancelCtx underneath, so
-// that the Conn's context.AfterFunc registers with it without a goroutine.
-type current struct{ d *deadline }
-
-func (c current) ctx() context.Context {
-	c.d.mu.Lock()
-	defer c.d.mu.Unlock()
-	return c.d.ctx
-}
-
-func (c current) Deadline() (time.Time, bool) { return c.ctx().Deadline() }
-func (c current) Done() <-chan struct{}       { return c.ctx().Done() }
-func (c current) Err() error                  { return c.ctx().Err() }
-func (c current) Value(key any) any           { return c.ctx().Value(key) }
