@@ -409,15 +409,15 @@ func checkOrigin(r *http.Request, opts *AcceptOptions) *HandshakeError {
 	if origin == "" || opts.InsecureSkipOriginCheck {
 		return nil
 	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
+	scheme, host, ok := originHost(origin)
+	if !ok {
 		return &HandshakeError{http.StatusForbidden, fmt.Sprintf("origin %q is not allowed", origin)}
 	}
-	host := strings.ToLower(u.Host)
 	// Browsers leave the default port out of Origin; some clients write it in Host.
-	if host == stripDefaultPort(strings.ToLower(r.Host), u.Scheme) {
+	if asciiEqualFold(host, stripDefaultPort(r.Host, scheme)) {
 		return nil
 	}
+	host = strings.ToLower(host)
 	for _, p := range opts.OriginPatterns {
 		ok, err := path.Match(strings.ToLower(p), host)
 		if err != nil {
@@ -428,6 +428,61 @@ func checkOrigin(r *http.Request, opts *AcceptOptions) *HandshakeError {
 		}
 	}
 	return &HandshakeError{http.StatusForbidden, fmt.Sprintf("origin %q is not allowed: list its host in AcceptOptions.OriginPatterns", origin)}
+}
+
+// originHost returns the scheme, in lower case, and the host (and port) of an Origin
+// value, as url.Parse finds them, and whether it has a host. A browser's Origin is
+// scheme://host[:port] (RFC 6454 §6.2): that form is taken apart here, which costs a
+// tenth of url.Parse and allocates nothing; anything else goes to url.Parse.
+func originHost(origin string) (scheme, host string, ok bool) {
+	scheme, host, found := strings.Cut(origin, "://")
+	if found && isOriginScheme(scheme) && isPlainHost(host) {
+		if scheme != "http" && scheme != "https" {
+			scheme = strings.ToLower(scheme)
+		}
+		return scheme, host, true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return "", "", false
+	}
+	return u.Scheme, u.Host, true
+}
+
+// isOriginScheme reports whether s is a URL scheme (RFC 3986 §3.1).
+func isOriginScheme(s string) bool {
+	if s == "" || !('a' <= s[0] && s[0] <= 'z' || 'A' <= s[0] && s[0] <= 'Z') {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '+' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// isPlainHost reports whether s is a host name of letters, digits, dots and hyphens, or
+// an IPv4 address, with an optional port of digits: no IPv6 brackets, user information,
+// path or escapes, which url.Parse handles.
+func isPlainHost(s string) bool {
+	name, port, hasPort := strings.Cut(s, ":")
+	if name == "" || hasPort && port == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	for i := 0; i < len(port); i++ {
+		if c := port[i]; c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // stripDefaultPort removes the port of host when it is the default one of scheme.

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -755,4 +756,42 @@ func TestHijackedBuffers(t *testing.T) {
 	assert.ErrorIs(t, err, http.ErrHijacked)
 	_, err = r.Peek(1)
 	assert.ErrorIs(t, err, http.ErrHijacked)
+}
+
+// BenchmarkCheckOrigin checks the Origin of a browser's request for its own host, which
+// every browser sends and Accept checks unless told not to.
+func BenchmarkCheckOrigin(b *testing.B) {
+	r := httptest.NewRequest(http.MethodGet, "http://example.com/chat", nil)
+	r.Header.Set("Origin", "https://example.com")
+	opts := &AcceptOptions{}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := checkOrigin(r, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestOriginHost holds originHost to what url.Parse finds in an Origin value, for the
+// forms it takes apart itself and for those it leaves to url.Parse.
+func TestOriginHost(t *testing.T) {
+	for _, origin := range []string{
+		"https://example.com", "http://example.com:8080", "HTTPS://Example.COM", "https://EXAMPLE.com:443",
+		"http://127.0.0.1:3000", "http://localhost", "chrome-extension://abcdefghijklmnop",
+		"moz-extension://1234-abcd", "a+b.c-d://host", "http://a-b.c", "http://x", "http://1",
+		"null", "", "://example.com", "1http://example.com", "http//example.com", "http:/example.com",
+		"http://", "http://:80", "http://example.com:", "http://example.com:80x", "http://example.com:-1",
+		"http://[::1]:3000", "http://[::1]", "http://user@example.com", "http://user:pass@example.com",
+		"http://example.com/", "http://example.com/path", "http://example.com?q", "http://example.com#f",
+		"http://exa%41mple.com", "http://exa mple.com", "http://example.com:8080:90", "http://ex_ample.com",
+		"http://example.com\\", "ht tp://example.com", "http://\u00e9xample.com", "http://xn--xample-9ua.com",
+	} {
+		scheme, host, ok := originHost(origin)
+		u, err := url.Parse(origin)
+		want := err == nil && u.Host != ""
+		if assert.Equal(t, want, ok, "%q", origin) && want {
+			assert.Equal(t, u.Scheme, scheme, "scheme of %q", origin)
+			assert.Equal(t, u.Host, host, "host of %q", origin)
+		}
+	}
 }
