@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"context"
+	"net"
 	"sync"
 	"sync/atomic"
 )
@@ -97,17 +98,29 @@ func (c *Conn) writeHeld(a, b []byte) (int64, error) {
 
 // writev writes the non-empty ones of a, b and d, in one system call where the
 // connection allows it (writev on TCP and Unix sockets). The caller holds frameLock. The
-// slices live in the Conn for the call, so that it allocates nothing.
+// slices live in a writeVector the Conn keeps, so that only its first writev allocates.
 func (c *Conn) writev(a, b, d []byte) (int64, error) {
-	c.vecs = c.vec[:0]
+	v := c.vec
+	if v == nil {
+		v = new(writeVector)
+		c.vec = v
+	}
+	v.bufs = v.vec[:0]
 	for _, x := range [...][]byte{a, b, d} {
 		if len(x) > 0 {
-			c.vecs = append(c.vecs, x)
+			v.bufs = append(v.bufs, x)
 		}
 	}
-	n, err := c.vecs.WriteTo(c.nc)
-	c.vec = [3][]byte{} // keep no caller's slice
+	n, err := v.bufs.WriteTo(c.nc)
+	v.vec = [3][]byte{} // keep no caller's slice
 	return n, err
+}
+
+// writeVector holds writev's slices: net.Buffers.WriteTo would move a local one to the
+// heap on every call.
+type writeVector struct {
+	vec  [3][]byte
+	bufs net.Buffers // the part of vec in use
 }
 
 // beforeWait is called by the reader before it waits for the network: it announces the

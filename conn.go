@@ -51,8 +51,7 @@ type Conn struct {
 
 	// permessage-deflate (RFC 7692), when the handshake negotiated it.
 	deflate    bool
-	windowBits int // the largest window our compressor may use: 8–15
-	peerWindow int // bytes of the peer's output its next message may refer to; 0 without context takeover
+	windowBits int8 // the largest window our compressor may use: 8–15
 
 	co *coalescer // write coalescing, when asked for
 
@@ -68,13 +67,12 @@ type Conn struct {
 	msgLock   mutex
 	wbuf      *[maxHeaderSize + writeBufferSize]byte // data frames are built here; owned by the msgLock holder, pooled
 	frameLock mutex
-	wwatch    ctxWatch              // owned by the frameLock holder
-	cbuf      [maxControlFrame]byte // control frames and the headers of large data frames; owned by the frameLock holder
-	closeSent bool                  // guarded by frameLock
-	vec       [3][]byte             // writev's slices; owned by the frameLock holder
-	vecs      net.Buffers           // the part of vec in use
-	wmsg      messageWriter         // Write's writer of a compressed message; owned by the msgLock holder
-	sq        sendState             // the messages Send queued, and their bound
+	wwatch    ctxWatch            // owned by the frameLock holder
+	hbuf      [maxHeaderSize]byte // the header of a large data frame; owned by the frameLock holder
+	closeSent bool                // guarded by frameLock
+	vec       *writeVector        // writev's slices, made by the first writev; owned by the frameLock holder
+	wmsg      *messageWriter      // Write's writer of a compressed message, made by the first; owned by the msgLock holder
+	sq        sendState           // the messages Send queued, and their bound
 
 	// Closing.
 	closeOnce sync.Once
@@ -86,8 +84,8 @@ type Conn struct {
 	// A pong that waits for the frame lock (answerPing).
 	pongMu      sync.Mutex
 	pong        *[maxControlPayload]byte // guarded by pongMu
-	pongLen     int                      // guarded by pongMu
 	pongWaiting atomic.Bool
+	pongLen     uint8 // guarded by pongMu; beside pongWaiting, where it costs no padding
 
 	pingMu    sync.Mutex
 	pings     map[string]chan struct{}

@@ -20,10 +20,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 // than per message. Contexts are told apart by their Done channel, which is what the
 // registration waits on. start is called by the holder of the direction's lock.
 type ctxWatch struct {
-	nc    net.Conn
-	write bool            // watch the write deadline, else the read deadline
-	ctx   context.Context // the context I/O answers to, nil for none
-	done  <-chan struct{} // Done of the context watched, nil for none
+	nc   net.Conn
+	ctx  context.Context // the context I/O answers to, nil for none
+	done <-chan struct{} // Done of the context watched, nil for none
 
 	// The context's callback runs on a goroutine of its own, and close may be called
 	// from any goroutine.
@@ -32,6 +31,8 @@ type ctxWatch struct {
 	gen    uint64 // counts registrations: a callback acts only for its own
 	moved  bool   // the current registration's callback moved the deadline
 	closed bool
+
+	write bool // watch the write deadline, else the read deadline; set once, by newConn
 }
 
 func (w *ctxWatch) setDeadline(t time.Time) {

@@ -64,9 +64,9 @@ const deflateTail = "\x00\x00\xff\xff\x01\x00\x00\xff\xff"
 // agreed on.
 func (c *Conn) useDeflate(p deflateParams) {
 	c.deflate = true
-	c.windowBits = p.windowBits
+	c.windowBits = int8(p.windowBits)
 	if !p.peerNoContext {
-		c.peerWindow = 1 << p.peerWindowBits
+		c.rd.window = &peerWindow{size: 1 << p.peerWindowBits}
 	}
 }
 
@@ -79,6 +79,7 @@ var inflaters sync.Pool
 type inflater struct {
 	fr      io.ReadCloser // a compress/flate reader; also a flate.Resetter
 	src     payloadSource
+	out     int64     // bytes the message inflated to so far
 	discard [512]byte // where discardMessage inflates what nobody reads
 }
 
@@ -176,14 +177,18 @@ func (c *Conn) startInflate() error {
 		in = &inflater{}
 	}
 	in.src = payloadSource{c: c}
-	// Without context takeover the window is nil: every message stands alone.
+	// Without context takeover there is no window: every message stands alone.
+	var dict []byte
+	if c.rd.window != nil {
+		dict = c.rd.window.b
+	}
 	if in.fr == nil {
-		in.fr = flate.NewReaderDict(&in.src, c.rd.window)
-	} else if err := in.fr.(flate.Resetter).Reset(&in.src, c.rd.window); err != nil {
+		in.fr = flate.NewReaderDict(&in.src, dict)
+	} else if err := in.fr.(flate.Resetter).Reset(&in.src, dict); err != nil {
 		return err
 	}
+	in.out = 0
 	c.rd.inf = in
-	c.rd.out = 0
 	return nil
 }
 
@@ -192,21 +197,21 @@ func (c *Conn) startInflate() error {
 func (c *Conn) inflate(p []byte) (int, error) {
 	in := c.rd.inf
 	limit := c.readLimit.Load()
-	if limit > 0 && int64(len(p)) > limit-c.rd.out {
+	if limit > 0 && int64(len(p)) > limit-in.out {
 		// One byte past the limit is enough to know it is exceeded.
-		p = p[:limit-c.rd.out+1]
+		p = p[:limit-in.out+1]
 	}
 	n, err := in.fr.Read(p)
-	c.rd.out += int64(n)
-	if limit > 0 && c.rd.out > limit {
+	in.out += int64(n)
+	if limit > 0 && in.out > limit {
 		return 0, &ProtocolError{
 			Code:   StatusMessageTooBig,
 			Reason: fmt.Sprintf("compressed message inflates past the read limit of %d bytes", limit),
 			err:    ErrMessageTooBig,
 		}
 	}
-	if c.peerWindow > 0 {
-		c.keepWindow(p[:n])
+	if c.rd.window != nil {
+		c.rd.window.keep(p[:n])
 	}
 	switch {
 	case err == io.EOF:
@@ -236,22 +241,28 @@ func (c *Conn) endInflate() {
 	inflaters.Put(in)
 }
 
-// keepWindow appends b to the window of the peer's recent output that its next
-// compressed message may refer to (RFC 7692 §7.2.3.2: context takeover).
-func (c *Conn) keepWindow(b []byte) {
-	size := c.peerWindow
-	if c.rd.window == nil {
-		c.rd.window = make([]byte, 0, size)
+// peerWindow is the peer's recent output that its next compressed message may refer to,
+// when it takes its context over (RFC 7692 §7.2.3.2): the last size bytes.
+type peerWindow struct {
+	size int
+	b    []byte
+}
+
+// keep appends b to the window.
+func (pw *peerWindow) keep(b []byte) {
+	size := pw.size
+	if pw.b == nil {
+		pw.b = make([]byte, 0, size)
 	}
-	w := c.rd.window
+	w := pw.b
 	if len(b) >= size {
-		c.rd.window = append(w[:0], b[len(b)-size:]...)
+		pw.b = append(w[:0], b[len(b)-size:]...)
 		return
 	}
 	if over := len(w) + len(b) - size; over > 0 {
 		w = w[:copy(w, w[over:])]
 	}
-	c.rd.window = append(w, b...)
+	pw.b = append(w, b...)
 }
 
 // Compressing.

@@ -169,7 +169,7 @@ func (k *keepalive) ping(now int64) {
 	defer cancel()
 	k.sent.Store(now) // before the write: the pong may be read before it returns
 	c.wwatch.start(ctx)
-	wrote, err := c.writeOut(c.controlFrame(opPing, []byte(keepalivePayload)))
+	wrote, err := c.writeControlFrame(opPing, []byte(keepalivePayload))
 	if err != nil {
 		k.sent.Store(0)
 		// Not unlockFrame: a waiting pong would meet the same full socket.

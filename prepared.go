@@ -80,7 +80,7 @@ func (m *PreparedMessage) form(c *Conn) (frame []byte, hdr int, rsv byte) {
 
 // deflatedForm is form for a Conn that compresses the message.
 func (m *PreparedMessage) deflatedForm(c *Conn) (frame []byte, hdr int, rsv byte) {
-	bits := min(max(c.windowBits, minWindowBits), maxWindowBits)
+	bits := min(max(int(c.windowBits), minWindowBits), maxWindowBits)
 	f := &m.deflated[bits-minWindowBits]
 	f.once.Do(func() { f.frame, f.hdr = m.deflate(bits) })
 	return f.frame, f.hdr, rsv1

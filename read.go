@@ -16,6 +16,7 @@ type readState struct {
 	masked    bool
 	fin       bool   // the current frame is the last of its message
 	open      bool   // a message has frames or bytes not consumed yet
+	resume    bool   // kept holds a message a Read was cut short in
 	msg       uint64 // messages begun so far
 	typ       MessageType
 	size      int64 // payload bytes of the open message so far
@@ -24,13 +25,11 @@ type readState struct {
 
 	// A message a Read was cut short in: the bytes it had, for the next Read (resume) or
 	// the reader Reader hands out for it.
-	kept   []byte
-	resume bool
+	kept []byte
 
 	// permessage-deflate
-	inf    *inflater // decompresses the open message, if it is compressed
-	out    int64     // bytes the open message inflated to so far
-	window []byte    // the peer's recent output, with context takeover
+	inf    *inflater   // decompresses the open message, if it is compressed
+	window *peerWindow // the peer's recent output, with context takeover; else nil
 }
 
 // Read reads the next message whole and returns it in a new slice the caller owns.

@@ -47,7 +47,10 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if c.deflate && len(p) >= compressThreshold {
 		// Compressed output larger than the buffer goes out as several frames: the same
 		// writer as Writer's, kept in the Conn since Write never hands it out.
-		w := &c.wmsg
+		if c.wmsg == nil {
+			c.wmsg = new(messageWriter)
+		}
+		w := c.wmsg
 		*w = messageWriter{c: c, ctx: ctx, op: opcode(typ)}
 		w.startDeflate()
 		if _, err := w.deflate(p); err != nil {
@@ -285,8 +288,8 @@ func (c *Conn) writeFrame(ctx context.Context, fin bool, op opcode, rsv byte, p 
 	var err error
 	if !c.client {
 		// One writev of the header and the caller's bytes: no copy. The header goes in
-		// the control frame buffer, which the frame lock makes ours.
-		wrote, err = c.writeOutVec(appendHeader(c.cbuf[:0], h), p)
+		// hbuf, which the frame lock makes ours.
+		wrote, err = c.writeOutVec(appendHeader(c.hbuf[:0], h), p)
 	} else {
 		// Mask into our own buffer, never into p, a piece at a time.
 		h.key = rand.Uint32()
@@ -373,24 +376,31 @@ func (c *Conn) writeControl(ctx context.Context, op opcode, payload []byte) erro
 	}
 	defer c.unlockFrame(ctx)
 	c.wwatch.start(ctx)
-	wrote, err := c.writeOut(c.controlFrame(op, payload))
+	wrote, err := c.writeControlFrame(op, payload)
 	return c.writeResult(ctx, wrote, err)
 }
 
-// controlFrame builds a control frame in c.cbuf. The caller holds frameLock.
-func (c *Conn) controlFrame(op opcode, payload []byte) []byte {
+// writeControlFrame builds a control frame and writes it with writeOut. The frame is
+// built in a pooled buffer rather than one in the Conn, whose idle size counts at
+// scale: control frames are rare next to data. The caller holds frameLock.
+func (c *Conn) writeControlFrame(op opcode, payload []byte) (int64, error) {
+	buf := controlBuffers.Get().(*[maxControlFrame]byte)
 	h := header{fin: true, op: op, length: int64(len(payload)), masked: c.client}
 	if c.client {
 		h.key = rand.Uint32()
 	}
-	b := appendHeader(c.cbuf[:0], h)
+	b := appendHeader(buf[:0], h)
 	n := len(b)
 	b = append(b, payload...)
 	if c.client {
 		mask(h.key, b[n:])
 	}
-	return b
+	wrote, err := c.writeOut(b)
+	controlBuffers.Put(buf)
+	return wrote, err
 }
+
+var controlBuffers = sync.Pool{New: func() any { return new([maxControlFrame]byte) }}
 
 // lockFrame takes the frame lock for one frame, unless our close frame has gone out:
 // nothing may follow it (RFC 6455 §5.5.1).
@@ -453,7 +463,7 @@ func (c *Conn) sendClosePayload(payload []byte) error {
 	}
 	c.closeSent = true
 	c.wwatch.deadline(time.Now().Add(c.closeTimeout))
-	_, err := c.writeOut(c.controlFrame(opClose, payload))
+	_, err := c.writeControlFrame(opClose, payload)
 	c.wwatch.deadline(time.Time{})
 	return err
 }
@@ -498,7 +508,7 @@ func (c *Conn) keepPong(payload []byte, newest bool) {
 	if c.pong == nil {
 		c.pong = new([maxControlPayload]byte) // only for a Conn that is ever pinged
 	}
-	c.pongLen = copy(c.pong[:], payload)
+	c.pongLen = uint8(copy(c.pong[:], payload)) // at most 125 bytes (RFC 6455 §5.5)
 	c.pongWaiting.Store(true)
 }
 
@@ -532,6 +542,6 @@ func (c *Conn) sendPong(ctx context.Context, payload []byte) error {
 		return nil // nothing may follow our close frame (RFC 6455 §5.5.1)
 	}
 	c.wwatch.start(ctx)
-	wrote, err := c.writeOut(c.controlFrame(opPong, payload))
+	wrote, err := c.writeControlFrame(opPong, payload)
 	return c.writeResult(ctx, wrote, err)
 }
