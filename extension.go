@@ -53,10 +53,11 @@ func acceptDeflate(values []string, mode CompressionMode) (p deflateParams, resp
 			windowBits:     15,
 		}
 		// Our compressor never refers back to earlier messages: saying so lets the client
-		// drop its window (RFC 7692 §7.1.1.1).
+		// drop its window (RFC 7692 §7.1.1.1). Both responses are constants, which cost
+		// no allocation.
 		response = deflateName + "; server_no_context_takeover"
 		if noContext {
-			response += "; client_no_context_takeover"
+			response = deflateName + "; server_no_context_takeover; client_no_context_takeover"
 		}
 		if c.serverMaxBits != 0 {
 			// RFC 7692 §7.1.2.1: accepting the offer means keeping within its window.
