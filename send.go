@@ -54,6 +54,7 @@ type sendQueue struct {
 	now      []byte                // what tryWrite is to write; after it, what it could not
 	writeNow func(fd uintptr) bool // q.tryWrite, made once
 	rest     []byte                // the end of a frame sendNow began, for writeQueue to finish
+	batch    *batch                // while msgLock's holder writes batches; owned by it
 }
 
 // Send queues m to be sent on c and returns at once: it never waits for the network or
@@ -232,7 +233,14 @@ func (c *Conn) writeQueue() {
 		err = c.lock(ctx, &c.msgLock)
 	}
 	if err == nil {
+		if c.batches() && q.count.Load() > 1 {
+			// Taken here, where the stack is shallowest: the pool may have to allocate
+			// it, and an allocation deeper down could take this goroutine past the 2 KiB
+			// stack it starts with (TestSendStack).
+			q.takeBatch()
+		}
 		err = c.flushQueue(ctx, true)
+		q.releaseBatch()
 		c.releaseBuffer()
 		c.msgLock.unlock()
 	}
@@ -338,50 +346,47 @@ func (c *Conn) finishFrame(ctx context.Context, q *sendQueue) error {
 // flushQueue writes the queued messages until none is left, answering to ctx. The
 // goroutine that Send started (writer) marks the queue as no longer written once it is
 // empty. A message that fails to go out stays first in the queue. The caller holds
-// msgLock.
+// msgLock, and gives back the batch it may have taken (releaseBatch) after.
+//
+// Its frames, and those below it down to the write, are kept small: the writing
+// goroutine must not grow past the 2 KiB stack it starts with (TestSendStack).
 func (c *Conn) flushQueue(ctx context.Context, writer bool) error {
 	q := c.sq.q.Load()
-	var b *batch // taken the first time several messages wait
-	defer func() { b.release() }()
 	for {
-		q.mu.Lock()
-		if q.err != nil {
-			err := q.err
-			q.mu.Unlock()
+		m, several, err := q.first(writer, c.batches())
+		if err != nil || m == nil {
 			return err
 		}
-		if q.head == len(q.msgs) {
-			if writer {
-				q.running = false
-			}
-			q.emptied()
-			q.mu.Unlock()
-			return nil
-		}
-		m, n := q.msgs[q.head], 1
-		if len(q.msgs)-q.head > 1 && c.batches() {
-			if b == nil {
-				b = batches.Get().(*batch)
-			}
-			n = copy(b.msgs[:], q.msgs[q.head:])
-		}
-		q.mu.Unlock()
-
-		var err error
-		done := 1
-		if n == 1 {
-			err = c.writePrepared(ctx, m)
-			if err != nil {
-				done = 0
-			}
-		} else {
-			done, err = c.writeBatch(ctx, b, n)
+		done := 0
+		if several {
+			done, err = c.writeBatch(ctx, q)
+		} else if err = c.writePrepared(ctx, m); err == nil {
+			done = 1
 		}
 		q.sent(done)
 		if err != nil {
 			return err
 		}
 	}
+}
+
+// first returns the first queued message, and whether others wait behind it that may go
+// with it in a batch; nil once the queue is empty, which the goroutine Send started
+// (writer) then no longer writes; or the error of every Send once the bound was passed.
+func (q *sendQueue) first(writer, batches bool) (*PreparedMessage, bool, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.err != nil {
+		return nil, false, q.err
+	}
+	if q.head == len(q.msgs) {
+		if writer {
+			q.running = false
+		}
+		q.emptied()
+		return nil, false, nil
+	}
+	return q.msgs[q.head], batches && len(q.msgs)-q.head > 1, nil
 }
 
 // sent takes the first n messages out of the queue once they are written.
@@ -421,7 +426,7 @@ const (
 	maxBatchBytes = 64 << 10
 )
 
-// batch is the room writeBatch works in, pooled: a Conn holds one only while it writes.
+// batch is the room a batch is written from, pooled: a Conn holds one only while it writes.
 type batch struct {
 	msgs   [maxBatch]*PreparedMessage
 	frames [maxBatch][]byte // the frames of msgs, as this Conn sends them
@@ -431,27 +436,42 @@ type batch struct {
 
 var batches = sync.Pool{New: func() any { return new(batch) }}
 
-// release gives b back to the pool, holding no message. A nil b does nothing.
-func (b *batch) release() {
-	if b == nil {
-		return
-	}
+// clear makes b hold no message.
+func (b *batch) clear() {
 	clear(b.msgs[:])
 	clear(b.frames[:])
 	b.bufs = nil
-	batches.Put(b)
+}
+
+// takeBatch gives q a batch from the pool, unless it has one. The caller holds msgLock.
+func (q *sendQueue) takeBatch() {
+	if q.batch == nil {
+		q.batch = batches.Get().(*batch)
+	}
+}
+
+// releaseBatch gives q's batch back to the pool, if it has one. The caller holds
+// msgLock.
+func (q *sendQueue) releaseBatch() {
+	if q.batch != nil {
+		batches.Put(q.batch)
+		q.batch = nil
+	}
 }
 
 // batches reports whether c writes queued messages in batches.
 func (c *Conn) batches() bool { return !c.client && c.co == nil && !c.tlsWrites }
 
-// writeBatch writes the first of b.msgs[:n], as many as fit in maxBatchBytes, with one
-// writev, answering to ctx as a write of one message does, and returns how many went out
-// whole. A write that ctx cut between two frames leaves the Conn usable, as it leaves it
-// between two messages; one cut inside a frame closes it. The caller holds msgLock.
-func (c *Conn) writeBatch(ctx context.Context, b *batch, n int) (int, error) {
-	size := 0
-	k := 0
+// collectBatch fills b with the first queued messages, as many as fit in maxBatch and
+// maxBatchBytes (one at least), and their frames, and returns how many it holds. It is
+// not inlined, so that its frame is gone before the write.
+//
+//go:noinline
+func (c *Conn) collectBatch(q *sendQueue, b *batch) int {
+	q.mu.Lock()
+	n := copy(b.msgs[:], q.msgs[q.head:])
+	q.mu.Unlock()
+	size, k := 0, 0
 	for ; k < n; k++ {
 		f, _, _ := b.msgs[k].form(c)
 		if k > 0 && size+len(f) > maxBatchBytes {
@@ -460,31 +480,53 @@ func (c *Conn) writeBatch(ctx context.Context, b *batch, n int) (int, error) {
 		b.frames[k] = f
 		size += len(f)
 	}
-	if k == 1 {
-		if err := c.writePrepared(ctx, b.msgs[0]); err != nil {
-			return 0, err
-		}
-		return 1, nil
-	}
+	return k
+}
+
+// writeBatch writes the first queued messages, as many as fit in maxBatch and
+// maxBatchBytes (one at least), with one writev, answering to ctx as a write of one
+// message does, and returns how many went out whole. A write that ctx cut between two
+// frames leaves the Conn usable, as it leaves it between two messages; one cut inside a
+// frame closes it. The caller holds msgLock.
+//
+// It is one function with the write, and no deeper than writePrepared's path, so that
+// the writing goroutine stays within 2 KiB on its first write, whose context watch
+// allocates (TestSendStack).
+func (c *Conn) writeBatch(ctx context.Context, q *sendQueue) (int, error) {
+	q.takeBatch()
+	b := q.batch
+	k := c.collectBatch(q, b)
 	if err := c.lockFrame(ctx); err != nil {
+		b.clear()
 		return 0, err
 	}
-	defer c.unlockFrame(ctx)
 	c.wwatch.start(ctx)
 	b.bufs = append(b.vec[:0], b.frames[:k]...)
 	wrote, err := b.bufs.WriteTo(c.nc)
-	if err == nil {
-		return k, nil
+	done := k
+	if err != nil {
+		done = 0
+		for rest := wrote; done < k && int64(len(b.frames[done])) <= rest; done++ {
+			rest -= int64(len(b.frames[done]))
+		}
+		if wrote > 0 && wrote == frameBytes(b.frames[:done]) && cut(ctx) && !c.tlsWrites && !c.isClosed() {
+			err = ctx.Err()
+		} else {
+			err = c.writeResult(ctx, wrote, err)
+		}
 	}
-	done, rest := 0, wrote
-	for done < k && int64(len(b.frames[done])) <= rest {
-		rest -= int64(len(b.frames[done]))
-		done++
+	b.clear()
+	c.unlockFrame(ctx)
+	return done, err
+}
+
+// frameBytes returns the length of frames, together.
+func frameBytes(frames [][]byte) int64 {
+	var n int64
+	for _, f := range frames {
+		n += int64(len(f))
 	}
-	if rest == 0 && wrote > 0 && cut(ctx) && !c.tlsWrites && !c.isClosed() {
-		return done, ctx.Err()
-	}
-	return done, c.writeResult(ctx, wrote, err)
+	return n
 }
 
 // lockMessage takes msgLock for a message of the caller's, like lock, and first writes
@@ -494,7 +536,9 @@ func (c *Conn) lockMessage(ctx context.Context) error {
 		return err
 	}
 	if q := c.sq.q.Load(); q != nil && (q.count.Load() > 0 || q.failed.Load()) {
-		if err := c.flushQueue(ctx, false); err != nil {
+		err := c.flushQueue(ctx, false)
+		q.releaseBatch()
+		if err != nil {
 			c.releaseBuffer()
 			c.msgLock.unlock()
 			return err

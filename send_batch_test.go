@@ -10,7 +10,9 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -254,4 +256,87 @@ func TestSendAtOnceAllocations(t *testing.T) {
 			t.Fatal(err)
 		}
 	}))
+}
+
+// TestSendStack guards the stack of the goroutine that writes Send's queue, on each of
+// its paths to a write that waits for the peer: finishing a frame Send began, writing a
+// batch, and writing one message. Each such goroutine must stay within the 2 KiB it
+// starts with: a frame too many doubles it, and copying it costs more than the write (it
+// took broadcast's deliveries from about 2,000 instructions to 2,800 once). See
+// stack_test.go for how stacks are counted.
+func TestSendStack(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's instrumentation makes every frame larger")
+	}
+	const conns = 100
+	for _, tc := range []struct {
+		name string
+		send func(t *testing.T, c *Conn) // leaves c's writing goroutine waiting for the peer
+	}{
+		{"finishing a frame", func(t *testing.T, c *Conn) {
+			require.NoError(t, c.Send(mustPrepare(t, MessageBinary, make([]byte, 1<<20))))
+		}},
+		{"a batch", func(t *testing.T, c *Conn) {
+			w, err := c.Writer(context.Background(), MessageBinary)
+			require.NoError(t, err)
+			m := mustPrepare(t, MessageBinary, make([]byte, 16<<10))
+			for range 16 {
+				require.NoError(t, c.Send(m))
+			}
+			require.NoError(t, w.Close())
+		}},
+		{"one message", func(t *testing.T, c *Conn) {
+			w, err := c.Writer(context.Background(), MessageBinary)
+			require.NoError(t, err)
+			require.NoError(t, c.Send(mustPrepare(t, MessageBinary, make([]byte, 1<<20))))
+			require.NoError(t, w.Close())
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			servers := make([]*Conn, conns)
+			for i := range servers {
+				a, b := tcpPair(t)
+				a.(*net.TCPConn).SetWriteBuffer(16 << 10)
+				b.(*net.TCPConn).SetReadBuffer(16 << 10)
+				servers[i] = newConn(a, nil, false, "")
+				servers[i].sq.max = 64 << 20
+				t.Cleanup(func() { servers[i].CloseNow() })
+			}
+			defer debug.SetGCPercent(debug.SetGCPercent(-1))
+			defer collectAtStartingStack(t, 2048)()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			for _, c := range servers {
+				tc.send(t, c)
+			}
+			waitWriting(t, conns)
+			runtime.ReadMemStats(&after)
+			perConn := float64(after.StackInuse-before.StackInuse) / conns
+			t.Logf("%.0f bytes of stack per writing goroutine", perConn)
+			assert.Less(t, perConn, 3072.0, "the writing goroutine's stack grew past 2 KiB")
+		})
+	}
+}
+
+// waitWriting waits until n of Send's goroutines wait for the peer to read, yielding
+// between looks; the test's deadline bounds the wait.
+func waitWriting(t *testing.T, n int) {
+	buf := make([]byte, 1<<20)
+	for {
+		m := runtime.Stack(buf, true)
+		if m == len(buf) {
+			buf = make([]byte, 2*len(buf))
+			continue
+		}
+		waiting := 0
+		for g := range strings.SplitSeq(string(buf[:m]), "\n\n") {
+			if strings.Contains(g, "[IO wait") && strings.Contains(g, "websocket.(*Conn).writeQueue(") {
+				waiting++
+			}
+		}
+		if waiting >= n {
+			return
+		}
+		runtime.Gosched()
+	}
 }
