@@ -130,13 +130,18 @@ func (b *readBuffer) fillNoWait() (got bool, err error) {
 
 // waitReadable waits until the socket has bytes to read, or is closed, reading nothing
 // and holding no buffer: the runtime's poller does the waiting.
+//
+// The poller is edge-triggered, and Read clears what it saw before it calls f: bytes that
+// arrived before the wait began would wake nothing. So f first peeks at the socket, as a
+// read would, and waits only if it is empty.
 func waitReadable(raw syscall.RawConn) {
-	waited := false
-	raw.Read(func(uintptr) bool {
-		if waited {
-			return true
+	raw.Read(func(fd uintptr) bool {
+		var b [1]byte
+		for {
+			_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK) // the socket does not block: Go made it so
+			if err != syscall.EINTR {
+				return err != syscall.EAGAIN // bytes, the end, or an error: a read will say
+			}
 		}
-		waited = true
-		return false
 	})
 }
