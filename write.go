@@ -354,7 +354,23 @@ func (c *Conn) sendWhole(ctx context.Context, frame []byte) error {
 // sendLocked is sendFrame once the frame lock is taken; it releases it.
 func (c *Conn) sendLocked(ctx context.Context, frame []byte) error {
 	c.wwatch.follow(ctx)
-	if c.co != nil && c.co.hold(frame) {
+	if c.co != nil {
+		return c.sendCoalesced(ctx, frame)
+	}
+	// Without coalescing, the path of every broadcast frame: writeOut and unlockFrame by
+	// hand, a call less each.
+	n, err := c.nc.Write(frame)
+	err = c.writeResult(ctx, int64(n), err)
+	c.frameLock.unlock()
+	if c.pongWaiting.Load() {
+		c.sendWaitingPong(ctx)
+	}
+	return err
+}
+
+// sendCoalesced is sendLocked with write coalescing on.
+func (c *Conn) sendCoalesced(ctx context.Context, frame []byte) error {
+	if c.co.hold(frame) {
 		if c.co.stillHeld() {
 			c.unlockFrame(ctx)
 			return nil
