@@ -193,17 +193,17 @@
 //
 // A loop of writes, prepared or not, waits for each peer in turn, so one peer that stops
 // reading stalls the others once its socket's buffers are full. Send hands a message to a
-// Conn without waiting: a server writes it at once if nothing else is being written and
-// its socket takes it without waiting; otherwise the message is queued, and a goroutine
-// writes the Conn's queue, in order, while it is not empty. Control frames still go out
-// between its messages, and Write, Writer and WritePrepared send what was queued before
-// their own message, so that messages keep the order they were given in. Buffered reports
-// the bytes waiting, as a browser's bufferedAmount does. A peer that lets more than
-// MaxBuffered pile up (an option of Accept and Dial, 1 MiB by default) is too slow: its
-// Send fails, what waits for it is dropped, and its Conn is closed with 1008 (policy
-// violation), so that the server drops it and goes on, as uWebSockets' maxBackpressure
-// does. Close sends what is queued before its close frame, as a browser's close() does,
-// within its close timeout, and Send fails from then on; CloseNow drops it.
+// Conn without waiting: the message is queued, and a goroutine writes the Conn's queue,
+// in order, while it is not empty; on a server, several messages waiting together go out
+// in one system call. Control frames still go out between its messages, and Write, Writer
+// and WritePrepared send what was queued before their own message, so that messages keep
+// the order they were given in. Buffered reports the bytes waiting, as a browser's
+// bufferedAmount does. A peer that lets more than MaxBuffered pile up (an option of
+// Accept and Dial, 1 MiB by default) is too slow: its Send fails, what waits for it is
+// dropped, and its Conn is closed with 1008 (policy violation), so that the server drops
+// it and goes on, as uWebSockets' maxBackpressure does. Close sends what is queued before
+// its close frame, as a browser's close() does, within its close timeout, and Send fails
+// from then on; CloseNow drops it.
 //
 // Each name has one use: NewPreparedMessage makes a message once for many Conns,
 // WritePrepared sends one and waits, Send queues one without waiting, Buffered tells how
@@ -212,7 +212,7 @@
 // A PreparedMessage holds its frame (the payload and a header of up to 10 bytes) and, once
 // a Conn that compresses sends it, one compressed copy for each window size. A Conn that
 // never calls Send spends 24 bytes on it. The first Send makes the Conn's queue and a
-// context, about 320 bytes kept while the Conn lives; while messages wait, the queue
+// context, about 270 bytes kept while the Conn lives; while messages wait, the queue
 // holds 8 bytes for each (the messages are shared, not copied), and a goroutine, a few
 // KiB of stack, writes them and ends when the queue is empty.
 //

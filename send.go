@@ -50,11 +50,7 @@ type sendQueue struct {
 	ctx     context.Context
 	cancel  context.CancelFunc // ends the writing goroutine's wait or write, once the bound was passed
 
-	// Writing in Send's caller (sendNow), owned by the holder of msgLock and frameLock.
-	now      []byte                // what tryWrite is to write; after it, what it could not
-	writeNow func(fd uintptr) bool // q.tryWrite, made once
-	rest     []byte                // the end of a frame sendNow began, for writeQueue to finish
-	batch    *batch                // while msgLock's holder writes batches; owned by it
+	batch *batch // while msgLock's holder writes batches; owned by it
 }
 
 // Send queues m to be sent on c and returns at once: it never waits for the network or
@@ -65,11 +61,6 @@ type sendQueue struct {
 // of their prepared frames (not over TLS or with CoalesceWrites; a client masks each
 // frame, so it writes them one by one). It is safe for concurrent use; Buffered reports
 // the bytes waiting.
-//
-// On a server over TCP (not TLS, without CoalesceWrites), when nothing else is being
-// written, Send writes the message itself, with one system call that does not wait for
-// room in the socket, and starts no goroutine: the common case of a broadcast to peers
-// that keep up. What the socket does not take is left to the goroutine.
 //
 // The bytes waiting are bounded: MaxBuffered in AcceptOptions or DialOptions, 1 MiB by
 // default, counting each message's payload before compression. A message alone in the
@@ -133,7 +124,7 @@ func (c *Conn) Send(m *PreparedMessage) error {
 		}
 	}
 	q.mu.Unlock()
-	if start && !c.sendNow(q) {
+	if start {
 		go c.writeQueue()
 	}
 	return nil
@@ -157,9 +148,6 @@ func (c *Conn) queue() *sendQueue {
 	q := &sendQueue{max: c.sq.max}
 	if q.max <= 0 {
 		q.max = defaultMaxBuffered
-	}
-	if c.rb.raw != nil && c.batches() {
-		q.writeNow = q.tryWrite
 	}
 	if !c.sq.q.CompareAndSwap(nil, q) {
 		return c.sq.q.Load()
@@ -226,13 +214,15 @@ func (c *Conn) sendQueued() {
 func (c *Conn) writeQueue() {
 	q := c.sq.q.Load()
 	ctx := q.ctx // set before the goroutine started, and never after
-	var err error
-	if q.rest != nil {
-		err = c.finishFrame(ctx, q)
-	} else {
-		err = c.lock(ctx, &c.msgLock)
-	}
+	err := c.lock(ctx, &c.msgLock)
 	if err == nil {
+		if c.frameLock.tryLock() {
+			// The write watch follows the queue's context from here on: its first
+			// registration allocates, which deeper down, in the first write, could take
+			// this goroutine past the 2 KiB stack it starts with (TestSendStack).
+			c.wwatch.start(ctx)
+			c.unlockFrame(ctx)
+		}
 		if c.batches() && q.count.Load() > 1 {
 			// Taken here, where the stack is shallowest: the pool may have to allocate
 			// it, and an allocation deeper down could take this goroutine past the 2 KiB
@@ -255,92 +245,6 @@ func (c *Conn) writeQueue() {
 	if tooSlow {
 		c.Close(StatusPolicyViolation, tooSlowReason)
 	}
-}
-
-// sendNow writes what the queue holds in Send's caller, when no other goroutine is
-// writing and the socket takes it without waiting: a broadcast to peers that keep up then
-// costs each Conn a write system call, and no goroutine. It never waits: for a lock,
-// room in the socket or the peer. It reports whether it is done with the queue: emptied,
-// or handed to a goroutine of its own to finish a frame the socket took only part of.
-// Otherwise, Send starts writeQueue, which writes what is left as ever. Only a server
-// over a TCP or Unix socket writes this way, as it writes frames as they are prepared.
-func (c *Conn) sendNow(q *sendQueue) bool {
-	if q.writeNow == nil || !c.msgLock.tryLock() {
-		return false
-	}
-	if !c.frameLock.tryLock() {
-		c.msgLock.unlock()
-		return false
-	}
-	for !c.closeSent && !c.isClosed() {
-		q.mu.Lock()
-		if q.err != nil || q.head == len(q.msgs) {
-			done := q.err == nil
-			if done {
-				q.running = false
-				q.emptied()
-			}
-			q.mu.Unlock()
-			c.releaseNow()
-			return done
-		}
-		m := q.msgs[q.head]
-		q.mu.Unlock()
-		frame, _, _ := m.form(c)
-		q.now = frame
-		if c.rb.raw.Write(q.writeNow) != nil { // a deadline past, or the socket closed
-			q.now = frame
-		}
-		left := q.now
-		q.now = nil
-		if len(left) == 0 {
-			q.sent(1)
-			continue
-		}
-		if len(left) < len(frame) {
-			// Part of the frame is out: nothing else may go before its end, so the locks
-			// stay held for the goroutine that finishes it.
-			q.rest = left
-			go c.writeQueue()
-			return true
-		}
-		break // no room: writeQueue waits for it
-	}
-	c.releaseNow()
-	return false
-}
-
-// releaseNow lets go of the locks sendNow took. A pong that waited for the frame lock
-// meanwhile is sent by a goroutine of its own, since Send's caller must not wait for the
-// peer; it is rare, as sendNow holds the lock for one write that does not wait.
-func (c *Conn) releaseNow() {
-	c.frameLock.unlock()
-	if c.pongWaiting.Load() {
-		go c.sendWaitingPong(context.Background())
-	}
-	c.msgLock.unlock()
-}
-
-// finishFrame writes q.rest, the end of the frame that sendNow began, answering to ctx,
-// and takes its message out of the queue. It is called by writeQueue, which sendNow
-// handed msgLock and frameLock to; it lets go of frameLock, and of msgLock too if the
-// write fails.
-func (c *Conn) finishFrame(ctx context.Context, q *sendQueue) error {
-	rest := q.rest
-	q.rest = nil
-	c.wwatch.start(ctx)
-	n, err := c.nc.Write(rest)
-	if err != nil {
-		// Part of the frame went out before: whatever this write did, the stream is cut.
-		err = c.writeResult(ctx, int64(n)+1, err)
-	}
-	c.unlockFrame(ctx)
-	if err != nil {
-		c.msgLock.unlock()
-		return err
-	}
-	q.sent(1)
-	return nil
 }
 
 // flushQueue writes the queued messages until none is left, answering to ctx. The

@@ -191,28 +191,10 @@ func BenchmarkSend(b *testing.B) {
 	}
 }
 
-// TestSendWritesAtOnce sends messages one at a time to a server Conn over TCP whose peer
-// keeps up: each is written by Send itself, so nothing is left waiting once it returns.
-func TestSendWritesAtOnce(t *testing.T) {
-	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
-		t.Skip("Send writes through its goroutine on this system")
-	}
-	a, b := tcpPair(t)
-	server, client := conns(t, a, b, nil)
-	ctx := waitContext(t)
-	for i := range 50 {
-		require.NoError(t, server.Send(numbered(t, i, 64)))
-		require.Zero(t, server.Buffered(), "message %d waits for a goroutine", i)
-		_, msg, err := client.Read(ctx)
-		require.NoError(t, err)
-		require.Equal(t, uint32(i), binary.BigEndian.Uint32(msg))
-	}
-}
-
-// TestSendFinishesFrame sends a message larger than the socket takes at once to a server
-// Conn over TCP, then more: the frame Send began is finished by its goroutine, before the
-// next messages and the pong that answers the peer's ping meanwhile.
-func TestSendFinishesFrame(t *testing.T) {
+// TestSendLargeThenSmall sends a message larger than the socket takes at once to a server
+// Conn over TCP, then small ones, which wait and go out in a batch: the peer gets them
+// whole and in order, and the pong that answers its ping meanwhile.
+func TestSendLargeThenSmall(t *testing.T) {
 	a, b := tcpPair(t)
 	server, client := conns(t, a, b, nil)
 	smallBuffers(server, client)
@@ -242,9 +224,9 @@ func TestSendFinishesFrame(t *testing.T) {
 	require.NoError(t, <-pinged)
 }
 
-// TestSendAtOnceAllocations checks that Send allocates nothing when it writes the message
-// itself, to a server Conn over TCP whose peer reads everything.
-func TestSendAtOnceAllocations(t *testing.T) {
+// TestSendAllocationsTCP checks that Send allocates nothing on average on a server Conn
+// over TCP whose peer reads everything: its goroutine and its writes included.
+func TestSendAllocationsTCP(t *testing.T) {
 	a, b := tcpPair(t)
 	server := newConn(a, nil, false, "")
 	defer server.CloseNow()
@@ -259,46 +241,44 @@ func TestSendAtOnceAllocations(t *testing.T) {
 }
 
 // TestSendStack guards the stack of the goroutine that writes Send's queue, on each of
-// its paths to a write that waits for the peer: finishing a frame Send began, writing a
-// batch, and writing one message. Each such goroutine must stay within the 2 KiB it
-// starts with: a frame too many doubles it, and copying it costs more than the write (it
-// took broadcast's deliveries from about 2,000 instructions to 2,800 once). See
-// stack_test.go for how stacks are counted.
+// its paths to a write that waits for the peer: writing one message, and writing a
+// batch. Each such goroutine must stay within the 2 KiB it starts with: a frame too many
+// doubles it, and copying it costs more than the write (it took broadcast's deliveries
+// from about 2,000 instructions to 2,800 once). See stack_test.go for how stacks are
+// counted.
 func TestSendStack(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector's instrumentation makes every frame larger")
 	}
 	const conns = 100
+	large := mustPrepare(t, MessageBinary, make([]byte, 1<<20))
+	small := mustPrepare(t, MessageBinary, make([]byte, 16<<10))
 	for _, tc := range []struct {
 		name string
-		send func(t *testing.T, c *Conn) // leaves c's writing goroutine waiting for the peer
+		in   string // the function the goroutine waits in
+		// send leaves c's writing goroutine waiting for peer in a write
+		send func(t *testing.T, c *Conn, peer net.Conn)
 	}{
-		{"finishing a frame", func(t *testing.T, c *Conn) {
-			require.NoError(t, c.Send(mustPrepare(t, MessageBinary, make([]byte, 1<<20))))
+		{"one message", "flushQueue", func(t *testing.T, c *Conn, _ net.Conn) {
+			require.NoError(t, c.Send(large))
 		}},
-		{"a batch", func(t *testing.T, c *Conn) {
-			w, err := c.Writer(context.Background(), MessageBinary)
-			require.NoError(t, err)
-			m := mustPrepare(t, MessageBinary, make([]byte, 16<<10))
+		{"a batch", "writeBatch", func(t *testing.T, c *Conn, peer net.Conn) {
+			require.NoError(t, c.Send(large)) // its write waits for the peer
 			for range 16 {
-				require.NoError(t, c.Send(m))
+				require.NoError(t, c.Send(small)) // and these for it
 			}
-			require.NoError(t, w.Close())
-		}},
-		{"one message", func(t *testing.T, c *Conn) {
-			w, err := c.Writer(context.Background(), MessageBinary)
+			_, err := io.ReadFull(peer, make([]byte, len(large.frame)))
 			require.NoError(t, err)
-			require.NoError(t, c.Send(mustPrepare(t, MessageBinary, make([]byte, 1<<20))))
-			require.NoError(t, w.Close())
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			servers := make([]*Conn, conns)
+			peers := make([]net.Conn, conns)
 			for i := range servers {
 				a, b := tcpPair(t)
 				a.(*net.TCPConn).SetWriteBuffer(16 << 10)
 				b.(*net.TCPConn).SetReadBuffer(16 << 10)
-				servers[i] = newConn(a, nil, false, "")
+				servers[i], peers[i] = newConn(a, nil, false, ""), b
 				servers[i].sq.max = 64 << 20
 				t.Cleanup(func() { servers[i].CloseNow() })
 			}
@@ -306,10 +286,10 @@ func TestSendStack(t *testing.T) {
 			defer collectAtStartingStack(t, 2048)()
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
-			for _, c := range servers {
-				tc.send(t, c)
+			for i, c := range servers {
+				tc.send(t, c, peers[i])
 			}
-			waitWriting(t, conns)
+			waitWriting(t, conns, tc.in)
 			runtime.ReadMemStats(&after)
 			perConn := float64(after.StackInuse-before.StackInuse) / conns
 			t.Logf("%.0f bytes of stack per writing goroutine", perConn)
@@ -318,9 +298,9 @@ func TestSendStack(t *testing.T) {
 	}
 }
 
-// waitWriting waits until n of Send's goroutines wait for the peer to read, yielding
-// between looks; the test's deadline bounds the wait.
-func waitWriting(t *testing.T, n int) {
+// waitWriting waits until n of Send's goroutines wait for the peer to read in function
+// in, yielding between looks; the test's deadline bounds the wait.
+func waitWriting(t *testing.T, n int, in string) {
 	buf := make([]byte, 1<<20)
 	for {
 		m := runtime.Stack(buf, true)
@@ -330,7 +310,7 @@ func waitWriting(t *testing.T, n int) {
 		}
 		waiting := 0
 		for g := range strings.SplitSeq(string(buf[:m]), "\n\n") {
-			if strings.Contains(g, "[IO wait") && strings.Contains(g, "websocket.(*Conn).writeQueue(") {
+			if strings.Contains(g, "[IO wait") && strings.Contains(g, "websocket.(*Conn)."+in+"(") {
 				waiting++
 			}
 		}
