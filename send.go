@@ -43,6 +43,7 @@ type sendQueue struct {
 	mu      sync.Mutex
 	msgs    []*PreparedMessage // msgs[head:] wait, oldest first; the first may be being written
 	head    int
+	gen     uint64        // counts the clears: what was taken before one is no longer in msgs
 	running bool          // a goroutine writes the queue, or is on its way to: set while msgs is not empty
 	drained chan struct{} // made by Close while messages wait, closed once none does
 	err     error         // the error of every Send once the bound was passed
@@ -162,6 +163,7 @@ func (q *sendQueue) limit() int { return q.max }
 func (q *sendQueue) clear() {
 	clear(q.msgs)
 	q.msgs, q.head = nil, 0
+	q.gen++
 	q.bytes.Store(0)
 	q.count.Store(0)
 	q.emptied()
@@ -257,7 +259,7 @@ func (c *Conn) writeQueue() {
 func (c *Conn) flushQueue(ctx context.Context, writer bool) error {
 	q := c.sq.q.Load()
 	for {
-		m, several, err := q.first(writer, c.batches())
+		m, gen, several, err := q.first(writer, c.batches())
 		if err != nil || m == nil {
 			return err
 		}
@@ -267,40 +269,43 @@ func (c *Conn) flushQueue(ctx context.Context, writer bool) error {
 		} else if err = c.writePrepared(ctx, m); err == nil {
 			done = 1
 		}
-		q.sent(done)
+		q.sent(done, gen)
 		if err != nil {
 			return err
 		}
 	}
 }
 
-// first returns the first queued message, and whether others wait behind it that may go
-// with it in a batch; nil once the queue is empty, which the goroutine Send started
-// (writer) then no longer writes; or the error of every Send once the bound was passed.
-func (q *sendQueue) first(writer, batches bool) (*PreparedMessage, bool, error) {
+// first returns the first queued message, the queue's generation, and whether others
+// wait behind it that may go with it in a batch; nil once the queue is empty, which the
+// goroutine Send started (writer) then no longer writes; or the error of every Send once
+// the bound was passed.
+func (q *sendQueue) first(writer, batches bool) (*PreparedMessage, uint64, bool, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.err != nil {
-		return nil, false, q.err
+		return nil, 0, false, q.err
 	}
 	if q.head == len(q.msgs) {
 		if writer {
 			q.running = false
 		}
 		q.emptied()
-		return nil, false, nil
+		return nil, 0, false, nil
 	}
-	return q.msgs[q.head], batches && len(q.msgs)-q.head > 1, nil
+	return q.msgs[q.head], q.gen, batches && len(q.msgs)-q.head > 1, nil
 }
 
-// sent takes the first n messages out of the queue once they are written.
-func (q *sendQueue) sent(n int) {
+// sent takes the first n messages out of the queue once they are written, unless the
+// queue was cleared since first returned gen: the writing goroutine clears it when it
+// gives up, which may happen while a writer of its own (lockMessage) is in a write.
+func (q *sendQueue) sent(n int, gen uint64) {
 	if n == 0 {
 		return
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.err != nil {
+	if q.err != nil || q.gen != gen {
 		return // clear has dropped them with the rest
 	}
 	var bytes int64

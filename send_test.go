@@ -427,3 +427,31 @@ func TestCloseNowDropsQueued(t *testing.T) {
 		}
 	})
 }
+
+// TestSendQueueSentAfterClear checks that messages written before the queue was cleared
+// are not taken out of what was queued after: the writing goroutine clears the queue when
+// it gives up, which may happen while Write's own flush of the queue is in a write (seen
+// once in the full suite: a slice bounds panic in sent).
+func TestSendQueueSentAfterClear(t *testing.T) {
+	old, err := NewPreparedMessage(MessageText, []byte("written before the clear"))
+	require.NoError(t, err)
+	queued, err := NewPreparedMessage(MessageText, []byte("queued after it"))
+	require.NoError(t, err)
+	q := &sendQueue{max: defaultMaxBuffered}
+	q.msgs = []*PreparedMessage{old, old}
+	q.count.Store(2)
+	m, gen, _, err := q.first(false, false)
+	require.NoError(t, err)
+	require.Same(t, old, m)
+
+	q.mu.Lock()
+	q.clear()
+	q.msgs = append(q.msgs, queued)
+	q.count.Store(1)
+	q.bytes.Store(int64(len(queued.payload())))
+	q.mu.Unlock()
+
+	require.NotPanics(t, func() { q.sent(2, gen) })
+	assert.Equal(t, []*PreparedMessage{queued}, q.msgs[q.head:])
+	assert.Equal(t, int64(1), q.count.Load())
+}
