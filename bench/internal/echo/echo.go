@@ -120,11 +120,11 @@ func Style(lib string) string {
 func Serve(ln net.Listener, lib string) error {
 	switch lib {
 	case "ours":
-		return serveHTTP(ln, oursHandler(echoOursStream, true, ours.CompressionDisabled))
+		return serveHTTP(ln, oursHandler(echoOursStream, true, oursOptions(ours.CompressionDisabled)))
 	case "ours-msg":
-		return serveHTTP(ln, oursHandler(echoOursMessage, true, ours.CompressionDisabled))
+		return serveHTTP(ln, oursHandler(echoOursMessage, true, oursOptions(ours.CompressionDisabled)))
 	case "ours-bg":
-		return serveHTTP(ln, oursHandler(echoOursStream, false, ours.CompressionDisabled))
+		return serveHTTP(ln, oursHandler(echoOursStream, false, oursOptions(ours.CompressionDisabled)))
 	case "ours-go":
 		return serveHTTP(ln, oursDetachedHandler(echoOursStream))
 	case "ours-park":
@@ -152,7 +152,7 @@ func Serve(ln net.Listener, lib string) error {
 	case "floor":
 		return serveTCP(ln, echoFloor)
 	case "ours-deflate":
-		return serveHTTP(ln, oursHandler(echoOursStream, true, ours.CompressionContextTakeover))
+		return serveHTTP(ln, oursHandler(echoOursStream, true, oursOptions(ours.CompressionContextTakeover)))
 	case "gorilla-deflate":
 		return serveHTTP(ln, gorillaHandler(true, false))
 	case "coder-deflate":
@@ -216,8 +216,12 @@ func copyMessage(w io.WriteCloser, r io.Reader) error {
 	return w.Close()
 }
 
-func oursHandler(echo func(context.Context, *ours.Conn) error, requestContext bool, mode ours.CompressionMode) http.Handler {
-	opts := &ours.AcceptOptions{InsecureSkipOriginCheck: true, Compression: mode, CoalesceWrites: true}
+// oursOptions are the options every ours server accepts with, compressing in mode.
+func oursOptions(mode ours.CompressionMode) *ours.AcceptOptions {
+	return &ours.AcceptOptions{InsecureSkipOriginCheck: true, Compression: mode, CoalesceWrites: true}
+}
+
+func oursHandler(echo func(context.Context, *ours.Conn) error, requestContext bool, opts *ours.AcceptOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := ours.Accept(w, r, opts)
 		if err != nil {
@@ -238,7 +242,7 @@ func oursHandler(echo func(context.Context, *ours.Conn) error, requestContext bo
 // from the handler at once.
 func oursDetachedHandler(echo func(context.Context, *ours.Conn) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := ours.Accept(w, r, &ours.AcceptOptions{InsecureSkipOriginCheck: true, CoalesceWrites: true})
+		c, err := ours.Accept(w, r, oursOptions(ours.CompressionDisabled))
 		if err != nil {
 			return
 		}
@@ -253,24 +257,15 @@ func oursDetachedHandler(echo func(context.Context, *ours.Conn) error) http.Hand
 
 // oursKeepaliveHandler is ours with keepalive on.
 func oursKeepaliveHandler() http.Handler {
-	opts := &ours.AcceptOptions{InsecureSkipOriginCheck: true, CoalesceWrites: true,
-		PingInterval: 30 * time.Second, PingTimeout: 10 * time.Second}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := ours.Accept(w, r, opts)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		c.SetReadLimit(ReadLimit)
-		for echoOursStream(r.Context(), c) == nil {
-		}
-	})
+	opts := oursOptions(ours.CompressionDisabled)
+	opts.PingInterval, opts.PingTimeout = 30*time.Second, 10*time.Second
+	return oursHandler(echoOursStream, true, opts)
 }
 
 // oursNetConnHandler echoes through the NetConn adapter: each read is written back as a
 // message of its own.
 func oursNetConnHandler() http.Handler {
-	opts := &ours.AcceptOptions{InsecureSkipOriginCheck: true, CoalesceWrites: true}
+	opts := oursOptions(ours.CompressionDisabled)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := ours.Accept(w, r, opts)
 		if err != nil {
