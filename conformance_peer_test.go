@@ -20,21 +20,25 @@ import (
 // HTTP server or from Dial, and reads through the socket path of its read buffer, which
 // net.Pipe never takes.
 
+// confCategories are the conformance cases, by Autobahn category, that the tests over
+// real connections (TCP here, HTTP/2 streams in h2_test.go) run: those that do not need
+// a peer given to the Conn directly.
+var confCategories = []struct {
+	name  string
+	build func(w confWire) []confCase
+}{
+	{"1.x", confFramingCases},
+	{"2.x", confPingPongCases},
+	{"3.x", confReservedBitsCases},
+	{"4.x", confOpcodesCases},
+	{"5.x", confFragmentationCases},
+	{"6.x", confUTF8Cases},
+	{"7.x", confCloseCases},
+	{"9.x", confLimitsCases(true)},
+	{"10.x", confAutoFragmentationCases},
+}
+
 func TestConformanceOverTCP(t *testing.T) {
-	categories := []struct {
-		name  string
-		build func(w confWire) []confCase
-	}{
-		{"1.x", confFramingCases},
-		{"2.x", confPingPongCases},
-		{"3.x", confReservedBitsCases},
-		{"4.x", confOpcodesCases},
-		{"5.x", confFragmentationCases},
-		{"6.x", confUTF8Cases},
-		{"7.x", confCloseCases},
-		{"9.x", confLimitsCases(true)},
-		{"10.x", confAutoFragmentationCases},
-	}
 	for _, role := range confRoles {
 		t.Run(role.name, func(t *testing.T) {
 			t.Parallel()
@@ -42,7 +46,7 @@ func TestConformanceOverTCP(t *testing.T) {
 			newPeer := func(t *testing.T, stream bool) *confPeer {
 				return confPeerOn(t, ends.rawPeer(t, role.connIsClient), role.connIsClient, stream)
 			}
-			for _, cat := range categories {
+			for _, cat := range confCategories {
 				for _, c := range cat.build(confWire{masked: !role.connIsClient}) {
 					if c, ok := c.forTCP(); ok {
 						t.Run(cat.name+"/"+c.name, func(t *testing.T) { c.run(t, newPeer) })

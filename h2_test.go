@@ -154,28 +154,6 @@ func (c *h2Client) SetReadDeadline(t time.Time) error {
 	return nil
 }
 
-// echo answers each message with the same, streamed through Reader and Writer, until
-// the Conn fails, and returns that error.
-func echo(c *Conn) error {
-	ctx := context.Background()
-	for {
-		typ, r, err := c.Reader(ctx)
-		if err != nil {
-			return err
-		}
-		w, err := c.Writer(ctx, typ)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(w, r); err != nil {
-			return err
-		}
-		if err := w.Close(); err != nil {
-			return err
-		}
-	}
-}
-
 func TestH2Echo(t *testing.T) {
 	if xconnect.InChild(t) {
 		return
@@ -192,7 +170,7 @@ func TestH2Echo(t *testing.T) {
 			served <- errors.New("not an HTTP/2 CONNECT: " + r.Proto + " " + r.Method)
 			return
 		}
-		served <- echo(c)
+		served <- confEchoStream(c)
 	})
 	d := newH2Dialer(t, srv)
 
@@ -376,7 +354,7 @@ func TestH2Conn(t *testing.T) {
 			name: "coalesced writes",
 			opts: &AcceptOptions{CoalesceWrites: true},
 			server: func(c *Conn, _ *http.Request) result {
-				return result{err: echo(c)}
+				return result{err: confEchoStream(c)}
 			},
 			client: func(t *testing.T, c *Conn, hc *h2Client) {
 				// Three messages in one write of the stream, which the server reads from
@@ -568,7 +546,7 @@ func TestH2WithoutSetting(t *testing.T) {
 	if xconnect.On() {
 		t.Skip("the process serves extended CONNECT")
 	}
-	srv := h2Server(t, nil, func(c *Conn, _ *http.Request) { echo(c) })
+	srv := h2Server(t, nil, func(c *Conn, _ *http.Request) { confEchoStream(c) })
 	d := newH2Dialer(t, srv)
 	pr, pw := io.Pipe()
 	defer pw.Close()
@@ -659,20 +637,6 @@ func TestConformanceOverHTTP2(t *testing.T) {
 	if xconnect.InChild(t) {
 		return
 	}
-	categories := []struct {
-		name  string
-		build func(w confWire) []confCase
-	}{
-		{"1.x", confFramingCases},
-		{"2.x", confPingPongCases},
-		{"3.x", confReservedBitsCases},
-		{"4.x", confOpcodesCases},
-		{"5.x", confFragmentationCases},
-		{"6.x", confUTF8Cases},
-		{"7.x", confCloseCases},
-		{"9.x", confLimitsCases(true)},
-		{"10.x", confAutoFragmentationCases},
-	}
 	accepted := make(chan *Conn)
 	done := make(chan struct{})
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -711,7 +675,7 @@ func TestConformanceOverHTTP2(t *testing.T) {
 		}
 		return confPeerOn(t, startRawPeer(t, &h2Client{pw: pw, body: resp.Body}, c), false, stream)
 	}
-	for _, cat := range categories {
+	for _, cat := range confCategories {
 		for _, c := range cat.build(confWire{masked: true}) {
 			t.Run(cat.name+"/"+c.name, func(t *testing.T) { c.run(t, newPeer) })
 		}
