@@ -2,7 +2,6 @@ package websocket
 
 import (
 	"context"
-	"net"
 	"sync"
 	"sync/atomic"
 )
@@ -18,6 +17,10 @@ import (
 // seeing the reader not waiting, and checks again once the frame is held; the reader
 // announces that it waits, then sends whatever it finds held. Go's atomics are
 // sequentially consistent, so one of the two sees the other.
+//
+// Coalescing is a layer in front of the socket writer (sockwrite.go): write.go asks
+// whether a Conn coalesces (c.co) once per write, and one that does not never enters
+// this file.
 
 // maxHeld is how many bytes of frames a Conn holds back at most.
 const maxHeld = writeBufferSize
@@ -37,11 +40,39 @@ type coalescer struct {
 	wakeSet atomic.Bool   // wake is not nil
 }
 
+// sendCoalesced is sendLocked with write coalescing on: it holds frame back if it may,
+// and otherwise writes it with whatever is held, in one system call. The caller holds
+// frameLock, which it releases.
+func (c *Conn) sendCoalesced(ctx context.Context, frame []byte) error {
+	co := c.co
+	if co.hold(frame) {
+		if co.stillHeld() {
+			c.unlockFrame(ctx)
+			return nil
+		}
+		// The reader started waiting meanwhile: nothing may stay held.
+		frame = nil
+	}
+	var wrote int64
+	var err error
+	if co.holding() {
+		wrote, err = c.writeHeld(frame, nil)
+	} else {
+		wrote, err = c.writeSocket(frame)
+	}
+	err = c.writeResult(ctx, wrote, err)
+	c.unlockFrame(ctx)
+	return err
+}
+
+// holding reports whether frames are held. The caller holds frameLock.
+func (co *coalescer) holding() bool { return co.n.Load() > 0 }
+
 // hold keeps frame back instead of sending it, if it may: the reader has input to go on
 // with, and the frame fits. The caller holds frameLock, and must send what is held
 // before releasing it if stillHeld turns out false.
 func (co *coalescer) hold(frame []byte) bool {
-	if co == nil || !co.more.Load() || co.waiting.Load() {
+	if !co.more.Load() || co.waiting.Load() {
 		return false
 	}
 	n := int(co.n.Load())
@@ -57,24 +88,6 @@ func (co *coalescer) hold(frame []byte) bool {
 
 // stillHeld reports whether held frames may stay held: the reader has not started waiting.
 func (co *coalescer) stillHeld() bool { return !co.waiting.Load() }
-
-// writeOut writes the held frames, if any, and then b, in one system call. The caller
-// holds frameLock.
-func (c *Conn) writeOut(b []byte) (int64, error) {
-	if c.co == nil || c.co.n.Load() == 0 {
-		n, err := c.nc.Write(b)
-		return int64(n), err
-	}
-	return c.writeHeld(b, nil)
-}
-
-// writeOutVec is writeOut for a header and a payload apart.
-func (c *Conn) writeOutVec(h, p []byte) (int64, error) {
-	if c.co == nil || c.co.n.Load() == 0 {
-		return c.writev(h, p, nil)
-	}
-	return c.writeHeld(h, p)
-}
 
 // writeHeld writes the held frames followed by a and b, and gives the buffer back. If
 // nothing left, as when a context cuts the write short, the frames stay held: the calls
@@ -94,33 +107,6 @@ func (c *Conn) writeHeld(a, b []byte) (int64, error) {
 	}
 	heldBuffers.Put(held)
 	return wrote, err
-}
-
-// writev writes the non-empty ones of a, b and d, in one system call where the
-// connection allows it (writev on TCP and Unix sockets). The caller holds frameLock. The
-// slices live in a writeVector the Conn keeps, so that only its first writev allocates.
-func (c *Conn) writev(a, b, d []byte) (int64, error) {
-	v := c.vec
-	if v == nil {
-		v = new(writeVector)
-		c.vec = v
-	}
-	v.bufs = v.vec[:0]
-	for _, x := range [...][]byte{a, b, d} {
-		if len(x) > 0 {
-			v.bufs = append(v.bufs, x)
-		}
-	}
-	n, err := v.bufs.WriteTo(c.nc)
-	v.vec = [3][]byte{} // keep no caller's slice
-	return n, err
-}
-
-// writeVector holds writev's slices: net.Buffers.WriteTo would move a local one to the
-// heap on every call.
-type writeVector struct {
-	vec  [3][]byte
-	bufs net.Buffers // the part of vec in use
 }
 
 // beforeWait is called by the reader before it waits for the network: it announces the
@@ -191,7 +177,7 @@ func (co *coalescer) waiter() <-chan struct{} {
 
 // signal wakes the reader waiting in sendHeld, if any.
 func (co *coalescer) signal() {
-	if co == nil || !co.wakeSet.Load() {
+	if !co.wakeSet.Load() {
 		return
 	}
 	co.wakeMu.Lock()

@@ -303,9 +303,7 @@ func (c *Conn) writeFrame(ctx context.Context, fin bool, op opcode, rsv byte, p 
 			if off > 0 {
 				n, err = c.writeOut(buf[:off+m])
 			} else {
-				var k int
-				k, err = c.nc.Write(buf[:m])
-				n = int64(k)
+				n, err = c.writeSocket(buf[:m])
 			}
 			wrote += n
 			p = p[m:]
@@ -357,10 +355,10 @@ func (c *Conn) sendLocked(ctx context.Context, frame []byte) error {
 	if c.co != nil {
 		return c.sendCoalesced(ctx, frame)
 	}
-	// Without coalescing, the path of every broadcast frame: writeOut and unlockFrame by
-	// hand, a call less each.
-	n, err := c.nc.Write(frame)
-	err = c.writeResult(ctx, int64(n), err)
+	// Without coalescing, the path of every broadcast frame: unlockFrame by hand, a call
+	// less.
+	wrote, err := c.writeSocket(frame)
+	err = c.writeResult(ctx, wrote, err)
 	c.frameLock.unlock()
 	if c.pongWaiting.Load() {
 		c.sendWaitingPong(ctx)
@@ -368,20 +366,21 @@ func (c *Conn) sendLocked(ctx context.Context, frame []byte) error {
 	return err
 }
 
-// sendCoalesced is sendLocked with write coalescing on.
-func (c *Conn) sendCoalesced(ctx context.Context, frame []byte) error {
-	if c.co.hold(frame) {
-		if c.co.stillHeld() {
-			c.unlockFrame(ctx)
-			return nil
-		}
-		// The reader started waiting meanwhile: nothing may stay held.
-		frame = nil
+// writeOut writes b to the socket, in one system call with the frames write coalescing
+// holds in front of it, if any: they were sent before it. The caller holds frameLock.
+func (c *Conn) writeOut(b []byte) (int64, error) {
+	if c.co != nil && c.co.holding() {
+		return c.writeHeld(b, nil)
 	}
-	wrote, err := c.writeOut(frame)
-	err = c.writeResult(ctx, wrote, err)
-	c.unlockFrame(ctx)
-	return err
+	return c.writeSocket(b)
+}
+
+// writeOutVec is writeOut for a header and a payload apart.
+func (c *Conn) writeOutVec(h, p []byte) (int64, error) {
+	if c.co != nil && c.co.holding() {
+		return c.writeHeld(h, p)
+	}
+	return c.writev(h, p, nil)
 }
 
 // writeControl sends a control frame. It may run while another goroutine is in the middle
@@ -434,33 +433,6 @@ func (c *Conn) lockFrame(ctx context.Context) error {
 	return nil
 }
 
-// writeResult turns what a frame write produced into what the caller sees. A write that
-// ctx stopped before any byte left costs only ctx.Err(); a frame cut in half leaves the
-// stream unusable, so the Conn is closed.
-func (c *Conn) writeResult(ctx context.Context, wrote int64, err error) error {
-	if err == nil {
-		return nil // inlined, for the common case
-	}
-	return c.writeFailed(ctx, wrote, err)
-}
-
-// writeFailed is writeResult for a write that failed.
-func (c *Conn) writeFailed(ctx context.Context, wrote int64, err error) error {
-	if c.isClosed() {
-		return c.closedErr()
-	}
-	if cut(ctx) {
-		if wrote == 0 && !c.tlsWrites {
-			return ctx.Err()
-		}
-		// crypto/tls fails every write after one that timed out, even with nothing
-		// written, so over TLS a write cut short ends the Conn like a frame cut in half.
-		err = ctx.Err()
-	}
-	c.teardown(err)
-	return c.closedErr()
-}
-
 // sendClosePayload sends a close frame with payload, built by appendClosePayload, once: it
 // returns errCloseSent if one went out already. It waits at most the close timeout, for
 // the frame lock and for the write, so a stuck peer cannot hold up closing.
@@ -489,7 +461,7 @@ func (c *Conn) sendClosePayload(payload []byte) error {
 // lock. A pong that ctx cuts short before any byte left waits for the next holder.
 func (c *Conn) unlockFrame(ctx context.Context) {
 	c.frameLock.unlock()
-	if c.co != nil {
+	if c.co != nil && c.co.wakeSet.Load() {
 		c.co.signal()
 	}
 	if c.pongWaiting.Load() {
