@@ -64,8 +64,8 @@ func TestWriteFailed(t *testing.T) {
 }
 
 // TestWritev writes a header, an empty slice and a payload over TCP: the peer gets the
-// two non-empty ones in order, the Conn keeps none of the caller's slices afterwards, and
-// only the first writev allocates.
+// two non-empty ones in order, the Conn keeps none of the caller's slices afterwards,
+// even when the write fails, and only the first writev allocates.
 func TestWritev(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -84,12 +84,11 @@ func TestWritev(t *testing.T) {
 
 	c := newConn(server, nil, false, "")
 	header, payload := []byte{0x82, 5}, []byte("hello")
-	writeOne := func() {
-		n, err := c.writev(header, nil, payload)
-		require.NoError(t, err)
-		require.EqualValues(t, len(header)+len(payload), n)
-	}
+	var n int64
+	writeOne := func() { n, err = c.writev(header, nil, payload) }
 	writeOne()
+	require.NoError(t, err)
+	require.EqualValues(t, len(header)+len(payload), n)
 	got := make([]byte, len(header)+len(payload))
 	_, err = io.ReadFull(client, got)
 	require.NoError(t, err)
@@ -98,12 +97,26 @@ func TestWritev(t *testing.T) {
 		assert.Nil(t, s, "writev kept slice %d of its caller", i)
 	}
 
+	// A write that fails leaves its slices unconsumed: they must not stay either.
+	failing := newConn(refusingConn{&memConn{r: bytes.NewReader(nil)}}, nil, false, "")
+	_, err = failing.writev(header, nil, payload)
+	require.ErrorIs(t, err, io.ErrClosedPipe)
+	for i, s := range failing.vec.vec {
+		assert.Nil(t, s, "a failed writev kept slice %d of its caller", i)
+	}
+
 	if raceEnabled {
 		return // the race detector's instrumentation allocates
 	}
 	const runs = 20
 	assert.Zero(t, testing.AllocsPerRun(runs, writeOne), "a writev after the first")
+	require.NoError(t, err)
 	rest := make([]byte, (runs+1)*len(got)) // AllocsPerRun runs once more to warm up
 	_, err = io.ReadFull(client, rest)
 	require.NoError(t, err)
 }
+
+// refusingConn is a connection whose writes all fail.
+type refusingConn struct{ net.Conn }
+
+func (refusingConn) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
