@@ -1,12 +1,11 @@
 package websocket
 
 import (
-	"bytes"
 	"compress/flate"
 	"context"
 	"errors"
-	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // PreparedMessage is a message made ready once to be sent on many Conns, as a server
@@ -35,6 +34,7 @@ const minWindowBits = 8
 
 // deflatedForm is a prepared message compressed for one window size.
 type deflatedForm struct {
+	done  atomic.Bool // frame and hdr are set; read before them, without once's call
 	once  sync.Once
 	frame []byte // the frame a server sends: header with RSV1, then the compressed payload
 	hdr   int
@@ -72,18 +72,55 @@ func (m *PreparedMessage) payload() []byte { return m.frame[m.hdr:] }
 // the first time a Conn with c's window asks, as Write would: messages under
 // compressThreshold go uncompressed.
 func (m *PreparedMessage) form(c *Conn) (frame []byte, hdr int, rsv byte) {
-	if !c.deflate || len(m.frame)-m.hdr < compressThreshold {
+	if !m.compressedOn(c) {
 		return m.frame, m.hdr, 0 // inlined, for the common case
 	}
-	return m.deflatedForm(c)
+	f := m.deflatedForm(c)
+	return f.frame, f.hdr, rsv1
 }
 
-// deflatedForm is form for a Conn that compresses the message.
-func (m *PreparedMessage) deflatedForm(c *Conn) (frame []byte, hdr int, rsv byte) {
-	bits := min(max(int(c.windowBits), minWindowBits), maxWindowBits)
-	f := &m.deflated[bits-minWindowBits]
-	f.once.Do(func() { f.frame, f.hdr = m.deflate(bits) })
-	return f.frame, f.hdr, rsv1
+// compressedOn reports whether c sends m compressed.
+func (m *PreparedMessage) compressedOn(c *Conn) bool {
+	return c.deflate && len(m.frame)-m.hdr >= compressThreshold
+}
+
+// deflatedForm returns m compressed for c's window, compressing it if no Conn with that
+// window did before. Once it is made, it costs a Conn an atomic load.
+func (m *PreparedMessage) deflatedForm(c *Conn) *deflatedForm {
+	// The handshake agreed on 8 to 15 bits (RFC 7692 §7.1.2.1): forms 0 to 7. The mask
+	// keeps the index in the array without a check.
+	i := int(c.windowBits-minWindowBits) & (len(m.deflated) - 1)
+	f := &m.deflated[i]
+	if !f.done.Load() {
+		m.makeForm(f, i+minWindowBits)
+	}
+	return f
+}
+
+// makeForm compresses m into f for a window of 1<<bits bytes, once, however many Conns
+// ask at the same time.
+func (m *PreparedMessage) makeForm(f *deflatedForm, bits int) {
+	f.once.Do(func() {
+		f.frame, f.hdr = m.deflate(bits)
+		f.done.Store(true)
+	})
+}
+
+// preparedDeflater is a compressor of prepared messages and the buffer it writes into,
+// which keeps its size from one message to the next, up to maxKeptDeflated.
+type preparedDeflater struct {
+	fw  *flate.Writer // writes to the preparedDeflater itself
+	out []byte
+}
+
+// maxKeptDeflated is the largest output buffer a pooled preparedDeflater keeps: the
+// compressed size of a message of some 200 KiB of text. A larger message's buffer is
+// dropped with it, rather than held for every message after.
+const maxKeptDeflated = 64 << 10
+
+func (d *preparedDeflater) Write(p []byte) (int, error) {
+	d.out = append(d.out, p...)
+	return len(p), nil
 }
 
 // deflate compresses the payload as a Conn whose peer allows a window of 1<<bits bytes
@@ -96,37 +133,47 @@ func (m *PreparedMessage) deflate(bits int) ([]byte, int) {
 	case bits < maxWindowBits:
 		chunk = 1 << bits
 	}
-	var out bytes.Buffer
-	fw, _ := pool.Get().(*flate.Writer)
-	if fw == nil {
-		fw, _ = flate.NewWriter(&out, level)
+	d, _ := pool.Get().(*preparedDeflater)
+	if d == nil {
+		d = &preparedDeflater{}
+		d.fw, _ = flate.NewWriter(d, level)
 	} else {
-		fw.Reset(&out)
+		d.fw.Reset(d) // nothing of the message before it
 	}
-	// Writing to a bytes.Buffer, the compressor cannot fail.
+	// Writing to memory, the compressor cannot fail.
 	p := m.payload()
 	for len(p) > 0 {
 		q := p
 		if chunk > 0 && len(q) > chunk {
 			q = q[:chunk]
 		}
-		fw.Write(q)
+		d.fw.Write(q)
 		p = p[len(q):]
 		if len(p) > 0 && chunk > 0 {
 			// A fresh compressor for each window's worth: no back-reference reaches
 			// further than the window, and the pieces, each flushed to a byte boundary,
 			// form one DEFLATE stream.
-			fw.Flush()
-			fw.Reset(&out)
+			d.fw.Flush()
+			d.fw.Reset(d)
 		}
 	}
-	fw.Flush()
-	fw.Reset(io.Discard) // keep nothing of the message
-	pool.Put(fw)
+	d.fw.Flush()
 	// RFC 7692 §7.2.1: the 00 00 ff ff that ends the flush is not sent.
-	z := out.Bytes()[:out.Len()-4]
+	z := d.out[:len(d.out)-4]
 	// RFC 7692 §6: RSV1 marks a compressed message.
-	return buildFrame(header{fin: true, rsv: rsv1, op: m.op, length: int64(len(z))}, z)
+	frame, hdr := buildFrame(header{fin: true, rsv: rsv1, op: m.op, length: int64(len(z))}, z)
+	d.put(pool)
+	return frame, hdr
+}
+
+// put gives d back to pool with its buffer emptied, or dropped if a large message grew
+// it past maxKeptDeflated.
+func (d *preparedDeflater) put(pool *sync.Pool) {
+	d.out = d.out[:0]
+	if cap(d.out) > maxKeptDeflated {
+		d.out = nil
+	}
+	pool.Put(d)
 }
 
 // preparedDeflaters hold the compressors of prepared messages, apart from the Conns'
@@ -149,8 +196,8 @@ func (c *Conn) WritePrepared(ctx context.Context, m *PreparedMessage) error {
 	var err error
 	if !c.client {
 		frame := m.frame
-		if c.deflate && len(m.frame)-m.hdr >= compressThreshold {
-			frame, _, _ = m.deflatedForm(c)
+		if m.compressedOn(c) {
+			frame = m.deflatedForm(c).frame
 		}
 		err = c.sendWhole(ctx, frame)
 	} else {

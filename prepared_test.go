@@ -406,3 +406,55 @@ func BenchmarkBroadcast(b *testing.B) {
 		}
 	}
 }
+
+// TestPreparedDeflateFresh compresses a message right after one it repeats, with the
+// pooled compressor the first one left, at each kind of window: the second must stand
+// alone (RFC 7692 §7.2.3.1, our side takes no context over), without a back-reference
+// into the message before it.
+func TestPreparedDeflateFresh(t *testing.T) {
+	for _, bits := range []int{8, 9, 12, 15} {
+		t.Run(fmt.Sprintf("%d bits", bits), func(t *testing.T) {
+			text := wordsOf(3000, 5)
+			first := mustPrepare(t, MessageText, text)
+			first.deflate(bits)
+			second := mustPrepare(t, MessageText, text)
+			wire, hdr := second.deflate(bits)
+			h, n, err := parseHeader(wire)
+			require.NoError(t, err)
+			require.Equal(t, hdr, n)
+			assert.Equal(t, rsv1, h.rsv)
+			assert.Equal(t, text, inflateFrames(t, frame{payload: wire[hdr:]}))
+		})
+	}
+}
+
+// TestPreparedDeflaterKeeps checks what a pooled compressor keeps of its output buffer:
+// its room, emptied, up to maxKeptDeflated, and nothing past it.
+func TestPreparedDeflaterKeeps(t *testing.T) {
+	for _, tc := range []struct {
+		cap  int
+		kept bool
+	}{{100, true}, {4096, true}, {maxKeptDeflated, true}, {maxKeptDeflated + 1, false}} {
+		var pool sync.Pool
+		d := &preparedDeflater{out: make([]byte, 100, tc.cap)}
+		d.put(&pool)
+		assert.Empty(t, d.out, "cap %d", tc.cap)
+		assert.Equal(t, tc.kept, d.out != nil, "cap %d", tc.cap)
+		if tc.kept {
+			assert.Equal(t, tc.cap, cap(d.out))
+		}
+	}
+}
+
+// TestPreparedDeflateAllocations checks that compressing a prepared message, once the
+// pool holds a compressor, allocates only the compressed frame: the compressor's output
+// buffer keeps its size from one message to the next.
+func TestPreparedDeflateAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("under -race, sync.Pool drops compressors at random")
+	}
+	m := mustPrepare(t, MessageText, wordsOf(16<<10, 3))
+	m.deflate(maxWindowBits)
+	allocs := testing.AllocsPerRun(20, func() { m.deflate(maxWindowBits) })
+	assert.Equal(t, 1.0, allocs)
+}
