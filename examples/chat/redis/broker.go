@@ -84,7 +84,12 @@ const (
 const appendLua = `
 local function append(room, history, kind, name, text, conn)
   local log = '` + logKey + `' .. room
-  local id = redis.call('XADD', log, '0-*', 't', kind, 'n', name, 'x', text, 'c', conn)
+  local id
+  if kind == 'message' then -- read by every node: no field it does not need
+    id = redis.call('XADD', log, '0-*', 't', kind, 'n', name, 'x', text)
+  else
+    id = redis.call('XADD', log, '0-*', 't', kind, 'n', name, 'c', conn)
+  end
   local kept = (kind == 'message' and '` + linesKey + `' or '` + comingsKey + `') .. room
   local n = redis.call('RPUSH', kept, id)
   if n > 2 * tonumber(history) then
@@ -108,6 +113,26 @@ if redis.call('GET', KEYS[1]) ~= ARGV[2] then
   return redis.error_reply('EPOCH the room has started another life')
 end
 return append(ARGV[1], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+`)
+
+// appendLines adds chat lines to their rooms' streams, in order: ARGV is the history,
+// then room, epoch, name, text and connection of each line. It returns the ID of each
+// line, or an empty string for one whose room has started another life since the node
+// read its epoch. It builds the rooms' keys from their names, as reapNodes does.
+var appendLines = redis.NewScript(appendLua + `
+local epochs, ids = {}, {}
+for i = 2, #ARGV, 5 do
+  local room = ARGV[i]
+  if epochs[room] == nil then
+    epochs[room] = redis.call('GET', '` + epochKey + `' .. room) or ''
+  end
+  if epochs[room] == ARGV[i + 1] then
+    ids[#ids + 1] = append(room, ARGV[1], 'message', ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
+  else
+    ids[#ids + 1] = ''
+  end
+end
+return ids
 `)
 
 // roomKeys returns the keys of a room appendEvent uses, the epoch first.
@@ -164,6 +189,7 @@ type broker struct {
 	beat    time.Duration
 	pace    time.Duration
 	after   func(time.Duration) <-chan time.Time // time.After, but in tests
+	queued  chan<- struct{}                      // in tests, told of each line that waits for the reader
 
 	mu     sync.Mutex
 	rooms  map[string]*room // rooms with members on this node
@@ -171,6 +197,17 @@ type broker struct {
 	wakeID string           // the last entry of the wake stream read
 	down   bool             // Redis is out of reach, and the members were told
 	alive  bool             // the node has said it is alive: it is in chat:nodes unless found dead
+
+	// While the reader paces its reads, chat lines wait in pending for its next read,
+	// which appends them in the same round trip to Redis (appendAndRead).
+	pacing  bool
+	pending []*line
+}
+
+// line is a chat line waiting for the reader to append it.
+type line struct {
+	room, epoch, name, text, conn string
+	done                          chan error // receives the outcome, once
 }
 
 // timing is how often a node does what it does on its own; the zero value is the
@@ -182,9 +219,12 @@ type timing struct {
 	Beat time.Duration
 
 	// Pace is the least time between two reads of the rooms' streams: the lines that
-	// come meanwhile go out to each member together, which costs them up to Pace of
-	// latency under load and saves Redis, the node and the network a read, a wake-up and
-	// writes for each line. 0 for the default, 20 ms; negative for no pace.
+	// come meanwhile go out to each member together, and the lines the node's clients
+	// say meanwhile wait for the next read, which appends them all with one script in
+	// the same round trip. That costs a line up to Pace of latency under load, twice
+	// that to members on another node, and saves Redis, the node and the network a
+	// round trip for each line said and a read, a wake-up and writes for each line
+	// delivered. 0 for the default, 20 ms; negative for no pace.
 	Pace time.Duration
 }
 
@@ -378,11 +418,65 @@ func (b *broker) Publish(ctx context.Context, name string, m chat.Member, text s
 	// The client's reader waits for this: not for long when Redis is out of reach.
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
+	b.mu.Lock()
+	if b.pacing {
+		// The reader reads again within a pace, and appends the line on its way: one
+		// round trip and one script for every line of the node in that time, and the
+		// node's own members have it from that read.
+		l := &line{room: name, epoch: epoch, name: m.Name(), text: text, conn: me.id, done: make(chan error, 1)}
+		b.pending = append(b.pending, l)
+		queued := b.queued
+		b.mu.Unlock()
+		if queued != nil {
+			queued <- struct{}{}
+		}
+		var err error
+		select {
+		case err = <-l.done:
+		case <-ctx.Done():
+			// A line given up on must not go out later: the client is told it was not.
+			b.mu.Lock()
+			i := slices.Index(b.pending, l)
+			if i >= 0 {
+				b.pending = slices.Delete(b.pending, i, i+1)
+			}
+			b.mu.Unlock()
+			if i >= 0 {
+				err = ctx.Err()
+			} else {
+				err = <-l.done // on its way to Redis, whose client times out
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("publishing to %s: %w", name, err)
+		}
+		return nil
+	}
+	b.mu.Unlock()
+	// The reader waits for events in Redis: the line wakes it.
 	err := b.appendTo(ctx, name, epoch, "message", m.Name(), text, me.id)
 	if err != nil {
 		return fmt.Errorf("publishing to %s: %w", name, err)
 	}
 	return nil
+}
+
+// errNewLife is why a line was not appended: Redis lost the room.
+var errNewLife = errors.New("the room has started another life")
+
+// settle ends the wait of the pending lines with err, and has lines said from now on
+// wait for the reader if it paces its reads.
+func (b *broker) settle(pacing bool, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pacing = pacing
+	if pacing {
+		return
+	}
+	for _, l := range b.pending {
+		l.done <- err
+	}
+	b.pending = nil
 }
 
 func (b *broker) Leave(name string, m chat.Member) {
@@ -422,6 +516,7 @@ func (b *broker) Leave(name string, m chat.Member) {
 func (b *broker) run(ctx context.Context) {
 	renew := time.NewTicker(presenceRenew)
 	defer renew.Stop()
+	defer b.settle(false, errors.New("the node is shutting down"))
 	backoff := 50 * time.Millisecond
 	var began time.Time
 	for ctx.Err() == nil {
@@ -443,12 +538,15 @@ func (b *broker) run(ctx context.Context) {
 		began = time.Now()
 		err := b.readOnce(ctx)
 		if err == nil || errors.Is(err, redis.Nil) {
+			b.settle(b.pace > 0, nil)
 			backoff = 50 * time.Millisecond
 			if b.setDown(false) {
 				b.recover(ctx)
 			}
 			continue
 		}
+		// Lines said meanwhile are refused at once, until the reader is back.
+		b.settle(false, err)
 		if ctx.Err() != nil {
 			return
 		}
@@ -465,9 +563,14 @@ func (b *broker) run(ctx context.Context) {
 	}
 }
 
-// readOnce waits up to a second for events of the rooms and delivers them.
+// readOnce appends the lines waiting and reads the events of the rooms, or, if no line
+// waits, waits up to a second for events; it delivers the events.
 func (b *broker) readOnce(ctx context.Context) error {
 	b.mu.Lock()
+	lines := b.pending
+	b.pending = nil
+	// A read that may wait has lines said meanwhile appended at once, to wake it.
+	b.pacing = len(lines) > 0
 	streams := []string{wakeKey + b.node}
 	ids := []string{b.wakeID}
 	for name, r := range b.rooms {
@@ -478,7 +581,16 @@ func (b *broker) readOnce(ctx context.Context) error {
 	}
 	b.mu.Unlock()
 
-	res, err := b.rdb.XRead(ctx, &redis.XReadArgs{Streams: append(streams, ids...), Block: time.Second, Count: 1000}).Result()
+	read := &redis.XReadArgs{Streams: append(streams, ids...), Block: time.Second, Count: 1000}
+	var (
+		res []redis.XStream
+		err error
+	)
+	if len(lines) == 0 {
+		res, err = b.rdb.XRead(ctx, read).Result()
+	} else {
+		res, err = b.appendAndRead(ctx, lines, read)
+	}
 	if err != nil {
 		return err
 	}
@@ -500,6 +612,47 @@ func (b *broker) readOnce(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// appendAndRead appends the lines, then reads the rooms without waiting, in one round
+// trip. Each line's wait ends with its outcome.
+func (b *broker) appendAndRead(ctx context.Context, lines []*line, read *redis.XReadArgs) ([]redis.XStream, error) {
+	args := make([]any, 0, 1+5*len(lines))
+	args = append(args, b.history)
+	for _, l := range lines {
+		args = append(args, l.room, l.epoch, l.name, l.text, l.conn)
+	}
+	read.Block = -1 // the lines are there to read, at least
+	var (
+		appended *redis.Cmd
+		res      *redis.XStreamSliceCmd
+	)
+	// Each command has its own error.
+	b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		appended = appendLines.EvalSha(ctx, p, nil, args...)
+		res = p.XRead(ctx, read)
+		return nil
+	})
+	if redis.HasErrorPrefix(appended.Err(), "NOSCRIPT") {
+		// A Redis that has just started knows no script: the read was of the rooms
+		// without the lines, which the next one reads.
+		appended = appendLines.Eval(ctx, b.rdb, nil, args...)
+	}
+	added, err := appended.StringSlice()
+	if err == nil && len(added) != len(lines) {
+		err = fmt.Errorf("%d lines appended of %d", len(added), len(lines))
+	}
+	for i, l := range lines {
+		switch {
+		case err != nil:
+			l.done <- err
+		case added[i] == "":
+			l.done <- errNewLife
+		default:
+			l.done <- nil
+		}
+	}
+	return res.Result()
 }
 
 // droppedSince returns the newest message of r dropped from its stream before the

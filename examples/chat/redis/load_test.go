@@ -121,8 +121,15 @@ func (n *nodeProcess) kill(t *testing.T) {
 	n.killed = true
 }
 
+// cpuUse is the CPU time a process has used, in user space and in the kernel.
+type cpuUse struct{ user, sys time.Duration }
+
+func (u cpuUse) total() time.Duration { return u.user + u.sys }
+
+func (u cpuUse) minus(v cpuUse) cpuUse { return cpuUse{u.user - v.user, u.sys - v.sys} }
+
 // cpuTime returns the CPU time process pid has used, from /proc.
-func cpuTime(t *testing.T, pid int) time.Duration {
+func cpuTime(t *testing.T, pid int) cpuUse {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	require.NoError(t, err)
 	// utime and stime are the 14th and 15th fields, counted in the kernel's 100 Hz
@@ -132,7 +139,7 @@ func cpuTime(t *testing.T, pid int) time.Duration {
 	require.NoError(t, err)
 	stime, err := strconv.ParseInt(f[12], 10, 64)
 	require.NoError(t, err)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
+	return cpuUse{time.Duration(utime) * 10 * time.Millisecond, time.Duration(stime) * 10 * time.Millisecond}
 }
 
 // loadClient is a client of the load test: it keeps the IDs of the room's lines as they
@@ -187,7 +194,10 @@ func TestLoad(t *testing.T) {
 		}
 	}
 
-	var cpuBefore []time.Duration
+	rdb := redis.NewClient(&redis.Options{Addr: r.addr()})
+	defer rdb.Close()
+	require.NoError(t, rdb.ConfigResetStat(ctx).Err())
+	var cpuBefore []cpuUse
 	pids := []int{r.cmd.Process.Pid}
 	for _, n := range nodes {
 		pids = append(pids, n.cmd.Process.Pid)
@@ -235,11 +245,12 @@ func TestLoad(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 	var cpu, redisCPU time.Duration
+	uses := make([]cpuUse, len(pids))
 	for i, pid := range pids {
-		d := cpuTime(t, pid) - cpuBefore[i]
-		cpu += d
+		uses[i] = cpuTime(t, pid).minus(cpuBefore[i])
+		cpu += uses[i].total()
 		if i == 0 {
-			redisCPU = d
+			redisCPU = uses[i].total()
 		}
 	}
 
@@ -274,6 +285,25 @@ func TestLoad(t *testing.T) {
 		q(same, 0.5), q(same, 0.99), q(cross, 0.5), q(cross, 0.99))
 	t.Logf("CPU of the nodes and Redis: %v (Redis %v), %.2f µs per delivered line (Redis %.2f)", cpu, redisCPU,
 		float64(cpu.Microseconds())/float64(delivered), float64(redisCPU.Microseconds())/float64(delivered))
+	perLine := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(delivered) }
+	for i, u := range uses {
+		who := "Redis"
+		if i > 0 {
+			who = fmt.Sprintf("node %d", i)
+		}
+		t.Logf("%s: user %v, system %v: %.2f + %.2f µs per delivered line", who, u.user, u.sys, perLine(u.user), perLine(u.sys))
+	}
+	// What Redis spent its time on while the clients sent, command by command (its own
+	// time in each, not the reading and writing of the commands).
+	stats, err := rdb.Info(ctx, "commandstats").Result()
+	require.NoError(t, err)
+	for _, l := range strings.Split(stats, "\n") {
+		if strings.HasPrefix(l, "cmdstat_") {
+			t.Logf("Redis %s", strings.TrimSpace(l))
+		}
+	}
+	load, _ := os.ReadFile("/proc/loadavg")
+	t.Logf("load average at the end: %s", strings.TrimSpace(string(load)))
 }
 
 // paceOf returns the pace a node runs with, given its timing's.

@@ -18,9 +18,11 @@
 // reconnect.
 //
 // A node reads the rooms from Redis at most once every -pace (20 ms by default): under
-// load, each member's lines of that time go out together, which saves CPU in the node
-// and in Redis for a little latency; a line after a quiet spell goes out at once. A
-// node that falls further behind than the history reaches tells its members of the gap.
+// load, each member's lines of that time go out together, and the lines its clients
+// send meanwhile are appended by its next read, in the same round trip, which saves
+// CPU in the node and in Redis for a little latency; a line after a quiet spell goes
+// out at once. A node that falls further behind than the history reaches tells its
+// members of the gap.
 //
 // Each node says every second that it is alive. When one dies without a word (killed,
 // or its machine gone), another finds it within about four seconds and has its members

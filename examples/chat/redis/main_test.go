@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -669,6 +671,85 @@ func TestPace(t *testing.T) {
 	assert.Equal(t, int64(2), rec.n.Load())
 	step()
 	assert.Equal(t, int64(5), rec.n.Load())
+}
+
+// TestPaceAppends has the lines a node's clients say while its reader waits for the pace
+// wait with it: its next read appends them, with one script in the same round trip, and
+// delivers them to the node's members.
+func TestPaceAppends(t *testing.T) {
+	ctx := testContext(t)
+	r := startRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: r.addr()})
+	defer rdb.Close()
+	b := newBroker(rdb, testConfig.History, timing{})
+	queued := make(chan struct{})
+	b.queued = queued
+	members := []*counter{{}, {}, {}}
+	for _, m := range members {
+		require.NoError(t, b.Join(ctx, chat.JoinRequest{Room: "go", Name: m.Name()}, m))
+		defer b.Leave("go", m)
+	}
+	step := runPaced(ctx, t, b) // the first read, of the joins
+
+	require.NoError(t, appendLines.Load(ctx, rdb).Err()) // as after the first lines
+	require.NoError(t, rdb.ConfigResetStat(ctx).Err())
+	before := members[0].n.Load()
+	published := make(chan error, len(members))
+	for i, m := range members {
+		go func() { published <- b.Publish(ctx, "go", m, fmt.Sprint("line ", i)) }()
+	}
+	for range members {
+		select {
+		case <-queued:
+		case <-ctx.Done():
+			t.Fatal("a line did not wait for the reader")
+		}
+	}
+	assert.Equal(t, int64(3), rdb.XLen(ctx, logKey+"go").Val(), "the joins alone")
+
+	step()
+	for range members {
+		require.NoError(t, <-published)
+	}
+	for _, m := range members {
+		assert.Equal(t, before+3, m.n.Load())
+	}
+	// A line's entry holds what every node reads, and no more.
+	entries := rdb.XRevRangeN(ctx, logKey+"go", "+", "-", 1).Val()
+	require.Len(t, entries, 1)
+	assert.ElementsMatch(t, []string{"t", "n", "x"}, slices.Collect(maps.Keys(entries[0].Values)))
+	stats := rdb.Info(ctx, "commandstats").Val()
+	assert.Contains(t, stats, "cmdstat_evalsha:calls=1,")
+	assert.Contains(t, stats, "cmdstat_xadd:calls=3,")
+}
+
+// TestPaceGiveUp has a client's line given up on while it waits for the reader: it is
+// not appended by the reader's next read, since the client is told it was not sent.
+func TestPaceGiveUp(t *testing.T) {
+	ctx := testContext(t)
+	r := startRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: r.addr()})
+	defer rdb.Close()
+	b := newBroker(rdb, testConfig.History, timing{})
+	queued := make(chan struct{})
+	b.queued = queued
+	m := &counter{}
+	require.NoError(t, b.Join(ctx, chat.JoinRequest{Room: "go", Name: m.Name()}, m))
+	defer b.Leave("go", m)
+	step := runPaced(ctx, t, b)
+
+	lineCtx, giveUp := context.WithCancel(ctx)
+	published := make(chan error, 1)
+	go func() { published <- b.Publish(lineCtx, "go", m, "late") }()
+	select {
+	case <-queued:
+	case <-ctx.Done():
+		t.Fatal("the line did not wait for the reader")
+	}
+	giveUp()
+	require.ErrorIs(t, <-published, context.Canceled)
+	step()
+	assert.Equal(t, int64(1), rdb.XLen(ctx, logKey+"go").Val(), "the join alone")
 }
 
 // TestReaderBehind has a node's reader fall behind by more lines than the room keeps:
