@@ -45,7 +45,7 @@ type coalescer struct {
 // frameLock, which it releases.
 func (c *Conn) sendCoalesced(ctx context.Context, frame []byte) error {
 	co := c.co
-	if co.hold(frame) {
+	if co.mayHold() && co.hold(frame) {
 		if co.stillHeld() {
 			c.unlockFrame(ctx)
 			return nil
@@ -68,13 +68,14 @@ func (c *Conn) sendCoalesced(ctx context.Context, frame []byte) error {
 // holding reports whether frames are held. The caller holds frameLock.
 func (co *coalescer) holding() bool { return co.n.Load() > 0 }
 
-// hold keeps frame back instead of sending it, if it may: the reader has input to go on
-// with, and the frame fits. The caller holds frameLock, and must send what is held
-// before releasing it if stillHeld turns out false.
+// mayHold reports whether a frame may be held back: the reader has input to go on with,
+// and it does not wait for the network.
+func (co *coalescer) mayHold() bool { return co.more.Load() && !co.waiting.Load() }
+
+// hold keeps frame back instead of sending it, if it fits. The caller holds frameLock,
+// has seen mayHold, and must send what is held before releasing the lock if stillHeld
+// turns out false.
 func (co *coalescer) hold(frame []byte) bool {
-	if !co.more.Load() || co.waiting.Load() {
-		return false
-	}
 	n := int(co.n.Load())
 	if n+len(frame) > maxHeld {
 		return false
@@ -115,7 +116,9 @@ func (c *Conn) writeHeld(a, b []byte) (int64, error) {
 // The caller holds readLock.
 func (c *Conn) beforeWait() {
 	c.co.waiting.Store(true)
-	c.sendHeld(c.rwatch.current())
+	if c.co.holding() {
+		c.sendHeld(c.rwatch.current())
+	}
 }
 
 // sendHeld sends the held frames, answering to ctx. While another goroutine has the frame
