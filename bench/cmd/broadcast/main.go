@@ -5,11 +5,12 @@
 //
 //	go run ./cmd/broadcast [-libs ours-send,ours-prepared,gorilla,gws,gobwas,coder]
 //	    [-receivers 1000] [-messages 200] [-size 128] [-slow 0] [-interval 0]
-//	    [-callgrind [-profile PREFIX]]
+//	    [-warmup 2] [-callgrind [-profile PREFIX]]
 //
 // The servers run one at a time, each in a child process of its own (this command with
 // -server), so that the receivers' work is not in its CPU time. The receivers speak
 // RFC 6455 themselves and check every message: its number, in order, and every byte.
+// The -warmup messages go to every receiver before the measured ones, uncounted.
 // With -slow P, P percent of the receivers never read; a library whose broadcast loop
 // waits for them stalls, and the run reports what the others received before -timeout.
 //
@@ -18,7 +19,8 @@
 // Conn.WritePrepared in a loop; gorilla is its PreparedMessage; gws its Broadcaster;
 // gobwas a frame compiled once with ws.CompileFrame and written to each net.Conn; coder
 // Conn.Write in a loop. With -deflate, each compresses as it documents, without context
-// takeover.
+// takeover, at BestSpeed: gobwas, which has no default level (wsflate.CompressFrame uses
+// 9), with a wsflate.Writer kept from message to message.
 package main
 
 import (
@@ -67,6 +69,7 @@ func main() {
 	timeout := flag.Duration("timeout", 20*time.Second, "how long the receivers wait for the messages")
 	interval := flag.Duration("interval", 0, "time between two broadcasts; 0 sends them back to back")
 	lib := flag.String("lib", "", "the server's library (with -server)")
+	flag.IntVar(&warmup, "warmup", 2, "messages broadcast before the measured ones, which every receiver reads")
 	flag.BoolVar(&deflate, "deflate", false, "negotiate permessage-deflate without context takeover; the receivers inflate")
 	flag.BoolVar(&underCallgrind, "callgrind", false, "run each server under valgrind --tool=callgrind and count its instructions per delivery")
 	flag.StringVar(&profile, "profile", "", "with -callgrind, write the profile of each server's broadcasts to `PREFIX`.LIB")
@@ -75,6 +78,7 @@ func main() {
 	if *size < 16 {
 		log.Fatal("-size must be at least 16")
 	}
+	makeRecords(*size)
 	if *server {
 		serve(*lib, *receivers, *messages, *size, *interval)
 		return
@@ -103,16 +107,34 @@ func main() {
 	}
 }
 
-// payload returns message i: its number, the time it was broadcast, then bytes that
-// follow from the number.
+// payload returns message i: its number, the time it was broadcast, then body(i, size).
 func payload(i, size int, now time.Time) []byte {
 	p := make([]byte, size)
 	binary.BigEndian.PutUint64(p, uint64(i))
 	binary.BigEndian.PutUint64(p[8:], uint64(now.UnixNano()))
-	for j := 16; j < size; j++ {
-		p[j] = byte(i + j)
-	}
+	copy(p[16:], body(i))
 	return p
+}
+
+// bodies is how many different bodies the messages cycle through.
+const bodies = 16
+
+// records holds the bodies of the messages of -size bytes, one after the other: made
+// from the flags, the same in both processes.
+var records []byte
+
+// makeRecords makes the bodies of messages of size bytes.
+func makeRecords(size int) { records = load.Records(1, bodies*(size-16)) }
+
+// body returns what follows message i's number and time stamp: JSON records, one a line
+// (load.Records, what the echo-deflate scenario sends), which compress the way
+// application messages do: 4.1 to 1 at BestSpeed at 16 KiB, 2.5 to 1 at 1 KiB, hardly at
+// 128 B. Every library is sent the same bytes. (A byte ramp, sent before, compressed 29
+// to 1 at 16 KiB, and cost deflate less than real messages do.)
+func body(i int) []byte {
+	n := len(records) / bodies
+	k := i % bodies
+	return records[k*n : (k+1)*n]
 }
 
 // The server.
@@ -135,6 +157,12 @@ func serve(lib string, n, messages, size int, interval time.Duration) {
 	for joined.Load() < int64(n) {
 		time.Sleep(time.Millisecond)
 	}
+	// The warm-up messages, which the receivers read before the measured ones: what a
+	// library makes once and keeps for the messages after (a pooled compressor is 1.2 MB
+	// at BestSpeed) is made now, as in a server that has been broadcasting for a while.
+	for i := range warmup {
+		b.broadcast(payload(i, size, time.Now()))
+	}
 	// The garbage of the handshakes is collected now, not during the broadcasts: a
 	// collection that marks the heap of 10,000 connections costs some hundred million
 	// instructions, whose share of a delivery would depend on whether it fell inside the
@@ -148,7 +176,7 @@ func serve(lib string, n, messages, size int, interval time.Duration) {
 		if interval > 0 {
 			time.Sleep(time.Until(begin.Add(time.Duration(i) * interval)))
 		}
-		b.broadcast(payload(i, size, time.Now()))
+		b.broadcast(payload(warmup+i, size, time.Now()))
 	}
 	select {}
 }
@@ -278,6 +306,11 @@ func newBroadcaster(lib string) *broadcaster {
 		}
 	case "gobwas":
 		var reg registry[net.Conn]
+		var zbuf bytes.Buffer
+		zw := wsflate.NewWriter(nil, func(w io.Writer) wsflate.Compressor {
+			f, _ := flate.NewWriter(w, flate.BestSpeed)
+			return f
+		})
 		return &broadcaster{
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				ext := wsflate.Extension{Parameters: wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true}}
@@ -295,7 +328,17 @@ func newBroadcaster(lib string) *broadcaster {
 			broadcast: func(p []byte) {
 				f := ws.NewBinaryFrame(p)
 				if deflate {
-					f, _ = wsflate.CompressFrame(f)
+					// The frame's payload is compressed at BestSpeed, every other
+					// library's level, by a compressor kept from one message to the
+					// next: wsflate.CompressFrame makes a new one each time, at level 9.
+					zbuf.Reset()
+					zw.Reset(&zbuf)
+					zw.Write(p)
+					if err := zw.Flush(); err != nil {
+						log.Fatal(err)
+					}
+					f = ws.NewBinaryFrame(zbuf.Bytes())
+					f.Header, _ = wsflate.SetBit(f.Header)
 				}
 				frame, _ := ws.CompileFrame(f)
 				reg.each(func(c net.Conn) error { _, err := c.Write(frame); return err })
@@ -384,6 +427,10 @@ func (r result) loadResult(messages int, interval time.Duration) load.Result {
 // broadcasts and read once the receivers have them all.
 var underCallgrind bool
 
+// warmup is how many messages are broadcast, and read, before the measured ones
+// (-warmup).
+var warmup int
+
 // deflate has the servers compress (-deflate), each as it documents, without context
 // takeover, which the receivers ask for.
 var deflate bool
@@ -408,7 +455,7 @@ func measure(lib string, n, messages, size int, slowPct float64, interval, timeo
 	if err != nil {
 		return res, err
 	}
-	args := []string{self, "-server", "-lib", lib, "-receivers", strconv.Itoa(n), "-messages", strconv.Itoa(messages), "-size", strconv.Itoa(size), "-interval", interval.String(), "-deflate=" + strconv.FormatBool(deflate)}
+	args := []string{self, "-server", "-lib", lib, "-receivers", strconv.Itoa(n), "-messages", strconv.Itoa(messages), "-size", strconv.Itoa(size), "-interval", interval.String(), "-deflate=" + strconv.FormatBool(deflate), "-warmup", strconv.Itoa(warmup)}
 	if underCallgrind {
 		out := "/dev/null"
 		if profile != "" {
@@ -496,6 +543,32 @@ func measure(lib string, n, messages, size int, slowPct float64, interval, timeo
 	}
 	res.expected = (n - slow) * messages
 	io.WriteString(in, "joined\n")
+	// Every receiver that reads reads the warm-up messages.
+	var warmErr error
+	var warmOnce sync.Once
+	for _, r := range conns {
+		if r.slow {
+			continue
+		}
+		dwg.Go(func() {
+			r.nc.SetReadDeadline(time.Now().Add(timeout))
+			for k := range warmup {
+				p, err := r.next()
+				if err == nil {
+					err = check(p, k, size)
+				}
+				if err != nil {
+					warmOnce.Do(func() { warmErr = fmt.Errorf("warm-up message %d: %w", k, err) })
+					return
+				}
+			}
+			r.wire = 0
+		})
+	}
+	dwg.Wait()
+	if warmErr != nil {
+		return res, warmErr
+	}
 	if line, err := outr.ReadString('\n'); err != nil || line != "ready\n" {
 		return res, fmt.Errorf("server: %q instead of ready: %v", line, err)
 	}
@@ -534,7 +607,7 @@ func measure(lib string, n, messages, size int, slowPct float64, interval, timeo
 				if err != nil {
 					return
 				}
-				if err := check(p, k, size); err != nil {
+				if err := check(p, warmup+k, size); err != nil {
 					log.Printf("%s: receiver %d: %v", lib, i, err)
 					return
 				}
@@ -562,6 +635,12 @@ func measure(lib string, n, messages, size int, slowPct float64, interval, timeo
 		return res, err
 	}
 	res.delivered = int(delivered.Load())
+	var wire int64
+	for _, r := range conns {
+		wire += r.wire
+	}
+	// Whether and how well each library compressed: on stderr, leaving the row as it is.
+	log.Printf("%s: %.0f bytes on the wire per delivery, headers included, for %d of payload", lib, float64(wire)/float64(max(res.delivered, 1)), size)
 	res.elapsed = last.Sub(begin)
 	if res.delivered < res.expected {
 		res.elapsed = time.Since(begin) // the time out
@@ -622,10 +701,8 @@ func check(p []byte, k, size int) error {
 	if got := int(binary.BigEndian.Uint64(p)); got != k {
 		return fmt.Errorf("message %d instead of %d", got, k)
 	}
-	for j := 16; j < size; j++ {
-		if p[j] != byte(k+j) {
-			return fmt.Errorf("message %d: byte %d is %d", k, j, p[j])
-		}
+	if !bytes.Equal(p[16:], body(k)) {
+		return fmt.Errorf("message %d: its body differs", k)
 	}
 	return nil
 }
@@ -639,6 +716,7 @@ type receiver struct {
 	zbuf []byte        // a compressed message, whole
 	zr   io.ReadCloser // inflates it
 	zsrc bytes.Reader
+	wire int64 // bytes of the data frames read, headers included
 }
 
 func dial(addr string) (*receiver, error) {
@@ -777,5 +855,12 @@ func (r *receiver) frame(first bool) (byte, []byte, error) {
 	}
 	p := r.buf[:n]
 	_, err := io.ReadFull(r.br, p)
+	r.wire += int64(len(p)) + 2
+	if n >= 126 {
+		r.wire += 2
+		if n > 0xffff {
+			r.wire += 6
+		}
+	}
 	return h[0], p, err
 }

@@ -57,3 +57,9 @@ func appendRecords(b []byte, rng *rand.Rand, n int) []byte {
 	}
 	return b[:n]
 }
+
+// Records returns n bytes of JSON records, as appendRecords makes them, the same for the
+// same seed: cmd/broadcast's messages, which its server and its receivers both make.
+func Records(seed uint64, n int) []byte {
+	return appendRecords(make([]byte, 0, n), rand.New(rand.NewPCG(seed, 0)), n)
+}
