@@ -13,8 +13,21 @@ import (
 // header in one read instead of two.
 const readBufferSize = 8192
 
-// readBuffers holds the read buffers of connections that have nothing buffered.
-var readBuffers = sync.Pool{New: func() any { return new([readBufferSize]byte) }}
+// readBuffers holds the read buffers of connections that have nothing buffered. It has no
+// New: a buffer is made by take, never by readFD, whose stack is deep enough already
+// that an allocation there would outgrow a goroutine's first 2 KiB.
+var readBuffers sync.Pool
+
+// take gives b a buffer if it has none, from the pool or new.
+func (b *readBuffer) take() {
+	if b.buf == nil {
+		if p, ok := readBuffers.Get().(*[readBufferSize]byte); ok {
+			b.buf = p
+		} else {
+			b.buf = new([readBufferSize]byte)
+		}
+	}
+}
 
 // readBuffer is a Conn's buffered reader. Unlike a bufio.Reader, it gives its memory back
 // whenever it is empty. On a connection that exposes its socket (TCP, Unix), it also waits
@@ -58,7 +71,7 @@ func (b *readBuffer) waited() {
 func newReadBuffer(nc net.Conn, prefix []byte) readBuffer {
 	b := readBuffer{nc: nc, raw: rawConn(nc)}
 	if len(prefix) > 0 {
-		b.buf = readBuffers.Get().(*[readBufferSize]byte)
+		b.take()
 		b.w = copy(b.buf[:], prefix)
 	}
 	return b
@@ -87,57 +100,58 @@ func (b *readBuffer) peek(n int) ([]byte, error) {
 func (b *readBuffer) discard(n int) {
 	b.r += n
 	if b.r == b.w {
-		if b.raw != nil {
-			// Kept until a read finds the socket empty (readFD), which is when the
-			// connection goes idle: a busy one takes no trip to the pool per message.
-			b.r, b.w = 0, 0
-		} else {
-			b.release()
-		}
-		if b.co != nil {
-			b.co.more.Store(false)
-		}
+		b.drained()
+	}
+}
+
+// drained runs when the buffer has been read to its end.
+func (b *readBuffer) drained() {
+	if b.raw != nil {
+		// Kept until a read finds the socket empty (readFD), which is when the
+		// connection goes idle: a busy one takes no trip to the pool per message.
+		b.r, b.w = 0, 0
+	} else {
+		b.release()
+	}
+	if b.co != nil {
+		b.co.more.Store(false)
 	}
 }
 
 // read reads into p what is buffered or, if nothing is, what the connection has. A read
-// larger than the buffer goes straight into p.
-func (b *readBuffer) read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	if b.r == b.w {
-		if len(p) >= readBufferSize {
-			return b.readDirect(p)
-		}
-		if err := b.fill(); err != nil {
-			return 0, err
-		}
-	}
-	n := copy(p, b.buf[b.r:b.w])
-	b.discard(n)
-	return n, nil
-}
-
-// readMasked is read for payload masked with key (RFC 6455 §5.3): it unmasks what it
-// reads, while copying it out of the buffer, and returns key rotated past it.
-func (b *readBuffer) readMasked(p []byte, key uint32) (int, uint32, error) {
+// larger than the buffer goes straight into p. For payload masked with key (RFC 6455
+// §5.3), masked is set: read then unmasks what it reads, while copying it out of the
+// buffer, and returns key rotated past it.
+func (b *readBuffer) read(p []byte, masked bool, key uint32) (int, uint32, error) {
 	if len(p) == 0 {
 		return 0, key, nil
 	}
 	if b.r == b.w {
 		if len(p) >= readBufferSize {
 			n, err := b.readDirect(p)
-			return n, mask(key, p[:n]), err
+			if masked {
+				key = mask(key, p[:n])
+			}
+			return n, key, err
 		}
 		if err := b.fill(); err != nil {
 			return 0, key, err
 		}
 	}
-	n := min(len(p), b.w-b.r)
-	key = maskCopy(p, b.buf[b.r:b.r+n], key)
-	b.discard(n)
+	n, key := b.copyOut(p, masked, key)
 	return n, key, nil
+}
+
+// copyOut is read when bytes are buffered: it copies as many as p takes.
+func (b *readBuffer) copyOut(p []byte, masked bool, key uint32) (int, uint32) {
+	n := min(len(p), b.w-b.r)
+	if masked {
+		key = maskCopy(p, b.buf[b.r:b.r+n], key)
+	} else {
+		copy(p, b.buf[b.r:b.r+n])
+	}
+	b.discard(n)
+	return n, key
 }
 
 // readDirect reads from the connection straight into p, bypassing the empty buffer.
@@ -181,9 +195,7 @@ func (b *readBuffer) fill() error {
 
 // fillConn reads through the net.Conn, holding the buffer while it waits.
 func (b *readBuffer) fillConn() error {
-	if b.buf == nil {
-		b.buf = readBuffers.Get().(*[readBufferSize]byte)
-	}
+	b.take()
 	n, err := b.nc.Read(b.buf[b.w:])
 	b.w += n
 	if n > 0 {

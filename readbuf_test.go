@@ -117,7 +117,7 @@ func TestReadBufferPrefix(t *testing.T) {
 	got := make([]byte, 0, 15)
 	for len(got) < 15 {
 		p := make([]byte, 15-len(got))
-		n, err := rb.read(p)
+		n, _, err := rb.read(p, false, 0)
 		require.NoError(t, err)
 		got = append(got, p[:n]...)
 	}
@@ -133,7 +133,7 @@ func TestReadBufferLargeReadBypasses(t *testing.T) {
 	go a.Write(want)
 	got := make([]byte, 0, len(want))
 	for len(got) < len(want) {
-		n, err := rb.read(got[len(got):cap(got)])
+		n, _, err := rb.read(got[len(got):cap(got)], false, 0)
 		require.NoError(t, err)
 		got = got[:len(got)+n]
 		assert.Nil(t, rb.buf, "nothing was buffered")

@@ -37,28 +37,41 @@ func (b *readBuffer) fillRaw() error {
 		// Made once: a closure made for each read would be allocated for each read.
 		b.readSocket = b.readFD
 	}
-	err := b.raw.Read(b.readSocket)
-	n, rerr := b.rawN, b.rawErr
-	b.rawErr = nil
-	switch {
-	case err != nil:
-	case rerr != nil:
-		err = os.NewSyscallError("read", rerr)
-	case n <= 0:
-		err = errPeerGone
-	default:
-		b.w += n
-		return nil
+	for {
+		err := b.raw.Read(b.readSocket)
+		n, rerr := b.rawN, b.rawErr
+		b.rawErr = nil
+		switch {
+		case err != nil:
+		case rerr != nil:
+			err = os.NewSyscallError("read", rerr)
+		case n == noBuffer:
+			b.take()
+			continue
+		case n <= 0:
+			err = errPeerGone
+		default:
+			b.w += n
+			return nil
+		}
+		b.releaseIfEmpty()
+		return err
 	}
-	b.releaseIfEmpty()
-	return err
 }
+
+// noBuffer is readFD's count when it read nothing for want of a pooled buffer.
+const noBuffer = -1
 
 // readFD is fillRaw's read of the socket, called by the runtime's poller until it returns
 // true; it leaves its result in rawN and rawErr.
 func (b *readBuffer) readFD(fd uintptr) bool {
 	if b.buf == nil {
-		b.buf = readBuffers.Get().(*[readBufferSize]byte)
+		b.buf, _ = readBuffers.Get().(*[readBufferSize]byte)
+		if b.buf == nil {
+			// fillRaw makes one and reads again: the bytes, if any, are still there.
+			b.rawN, b.rawErr = noBuffer, nil
+			return true
+		}
 	}
 	for {
 		n, err := syscall.Read(int(fd), b.buf[b.w:])
@@ -100,10 +113,8 @@ func (b *readBuffer) fillNoWait() (got bool, err error) {
 	}
 	var n int
 	var rerr error
+	b.take()
 	err = b.raw.Read(func(fd uintptr) bool {
-		if b.buf == nil {
-			b.buf = readBuffers.Get().(*[readBufferSize]byte)
-		}
 		for {
 			n, rerr = syscall.Read(int(fd), b.buf[b.w:])
 			if rerr != syscall.EINTR {

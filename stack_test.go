@@ -37,11 +37,36 @@ import (
 // stackConns is how many connections a stack test opens.
 const stackConns = 200
 
+// appFrames is the stack that the goroutines serving Conns take above the Conn's calls,
+// as an application's own functions would: the package's paths must leave it this much
+// of the 1,120 bytes a 2 KiB stack has above its guard.
+const appFrames = 128
+
+// underAppFrames calls f with appFrames bytes of stack taken above it.
+//
+//go:noinline
+func underAppFrames(f func()) {
+	var frames [appFrames]byte
+	keepFrames(frames[:])
+	f()
+	keepFrames(frames[:])
+}
+
+//go:noinline
+func keepFrames([]byte) {}
+
 // stackPerConn opens stackConns connections to a server whose handler is serve, and
 // returns the growth of the stack memory in use, per connection, once a goroutine for
-// each is parked in Conn.Read. serve calls done when it is done with the connection,
-// which happens once the client closes it.
+// each is parked in Conn.Read or Conn.Reader. serve calls done when it is done with the
+// connection, which happens once the client closes it.
 func stackPerConn(t *testing.T, serve func(w http.ResponseWriter, r *http.Request, done func())) float64 {
+	return stackPerConnGreeted(t, serve, nil, nil)
+}
+
+// stackPerConnGreeted is stackPerConn with greet written by each client once it is
+// upgraded; greeted is called once every connection is open, before the goroutines
+// parked are counted, to wait until the server has read the greeting.
+func stackPerConnGreeted(t *testing.T, serve func(w http.ResponseWriter, r *http.Request, done func()), greet []byte, greeted func()) float64 {
 	var wg sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		serve(w, r, wg.Done)
@@ -52,7 +77,12 @@ func stackPerConn(t *testing.T, serve func(w http.ResponseWriter, r *http.Reques
 	// Warm up: one connection opened and dropped, so that what runs once per process
 	// (pools, the poller, net/http's first connection) is not counted.
 	wg.Add(1)
-	dialUpgraded(t, addr).Close()
+	nc := dialUpgraded(t, addr)
+	if greet != nil {
+		_, err := nc.Write(greet)
+		require.NoError(t, err)
+	}
+	nc.Close()
 	wg.Wait()
 
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
@@ -69,7 +99,15 @@ func stackPerConn(t *testing.T, serve func(w http.ResponseWriter, r *http.Reques
 	}()
 	wg.Add(stackConns)
 	for range stackConns {
-		conns = append(conns, dialUpgraded(t, addr))
+		nc := dialUpgraded(t, addr)
+		conns = append(conns, nc)
+		if greet != nil {
+			_, err := nc.Write(greet)
+			require.NoError(t, err)
+		}
+	}
+	if greeted != nil {
+		greeted()
 	}
 	waitParkedInRead(t, stackConns)
 	runtime.ReadMemStats(&after)
@@ -125,8 +163,8 @@ func collectAtStartingStack(t *testing.T, size uint64) (done func()) {
 	}
 }
 
-// waitParkedInRead waits until n goroutines are blocked in Conn.Read waiting for the
-// network, which is where a served Conn spends its life and where its stack is deepest.
+// waitParkedInRead waits until n goroutines are blocked in Conn.Read or Conn.Reader
+// waiting for the network, which is where a served Conn spends its life and where its stack is deepest.
 // It yields between looks; the test's own deadline bounds the wait.
 func waitParkedInRead(t *testing.T, n int) {
 	buf := make([]byte, 1<<20)
@@ -138,7 +176,7 @@ func waitParkedInRead(t *testing.T, n int) {
 		}
 		parked := 0
 		for g := range strings.SplitSeq(string(buf[:m]), "\n\n") {
-			if strings.Contains(g, "[IO wait") && strings.Contains(g, "websocket.(*Conn).Read(") {
+			if strings.Contains(g, "[IO wait") && (strings.Contains(g, "websocket.(*Conn).Read(") || strings.Contains(g, "websocket.(*Conn).Reader(")) {
 				parked++
 			}
 		}
@@ -157,9 +195,9 @@ func waitParkedInRead(t *testing.T, n int) {
 //
 // In the handler, net/http's goroutine for the connection has grown to 4 KiB by the time
 // it calls the handler: Accept, and the read that parks, must fit in it. From a goroutine
-// of its own, a Conn parked in Read needs 4 KiB today, twice the 2 KiB a goroutine starts
-// with: the read path down to the poller is deeper than the 1,120 bytes a 2 KiB stack
-// leaves above its guard (issue #17 asks for it to fit).
+// of its own, a Conn parked in Read or Reader keeps the 2 KiB a goroutine starts with,
+// under appFrames of the application's: the path down to the poller must fit, and so
+// must whatever runs below the wait (the read buffer taken from the pool and given back).
 //
 // The handlers report errors with t.Error, not assert: assert's t.Helper walks the stack
 // with runtime.Callers, which would grow the handler's goroutine itself.
@@ -209,13 +247,30 @@ func TestStackPerConn(t *testing.T) {
 					done()
 					return
 				}
-				go func() {
+				go underAppFrames(func() {
 					defer done()
 					defer c.CloseNow()
 					c.Read(context.Background())
-				}()
+				})
 			},
-			want: 4096,
+			want: 2048,
+		},
+		{
+			name: "from a goroutine, with Reader",
+			serve: func(w http.ResponseWriter, r *http.Request, done func()) {
+				c, err := Accept(w, r, nil)
+				if err != nil { // not assert, whose t.Helper would grow the stack itself
+					t.Error(err)
+					done()
+					return
+				}
+				go underAppFrames(func() {
+					defer done()
+					defer c.CloseNow()
+					c.Reader(context.Background())
+				})
+			},
+			want: 2048,
 		},
 	}
 	for _, tt := range tests {
@@ -224,6 +279,58 @@ func TestStackPerConn(t *testing.T) {
 			t.Logf("stack per connection: %.0f bytes (expected %.0f)", perConn, tt.want)
 			// Halfway to twice the size: noise moves the figure by a few per cent.
 			assert.Less(t, perConn, 1.5*tt.want, "a goroutine on the path outgrew its stack")
+		})
+	}
+}
+
+// TestStackPerConnAfterMessage is TestStackPerConn from a goroutine, once the Conn has
+// read a small message: waking for it, taking the read buffer, reading the frame and
+// unmasking its payload must fit in the 2 KiB stack as the wait does.
+func TestStackPerConnAfterMessage(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's instrumentation changes the stack sizes")
+	}
+	greet := encodeFrame(frame{fin: true, op: opBinary, payload: make([]byte, 64)}, true, 64)
+	tests := []struct {
+		name string
+		read func(c *Conn) // reads one message
+	}{
+		{"Read", func(c *Conn) { c.Read(context.Background()) }},
+		{"Reader", func(c *Conn) {
+			_, r, err := c.Reader(context.Background())
+			if err != nil {
+				return
+			}
+			p := make([]byte, 128)
+			for {
+				if _, err := r.Read(p); err != nil {
+					return
+				}
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var read sync.WaitGroup
+			read.Add(stackConns + 1) // and the warm-up connection
+			perConn := stackPerConnGreeted(t, func(w http.ResponseWriter, r *http.Request, done func()) {
+				c, err := Accept(w, r, nil)
+				if err != nil { // not assert, whose t.Helper would grow the stack itself
+					t.Error(err)
+					read.Done()
+					done()
+					return
+				}
+				go underAppFrames(func() {
+					defer done()
+					defer c.CloseNow()
+					tt.read(c)
+					read.Done()
+					tt.read(c)
+				})
+			}, greet, read.Wait)
+			t.Logf("stack per connection: %.0f bytes (expected 2048)", perConn)
+			assert.Less(t, perConn, 1.5*2048, "a goroutine on the path outgrew its stack")
 		})
 	}
 }
