@@ -14,9 +14,6 @@ func rawConn(net.Conn) syscall.RawConn { return nil }
 
 func (b *readBuffer) fillRaw() error { return b.fillConn() }
 
-// writeNoWait has no socket to write to without waiting: it drops b.
-func writeNoWait(syscall.RawConn, []byte) {}
-
 func (b *readBuffer) fillNoWait() (bool, error) { return false, errors.ErrUnsupported }
 
 func waitReadable(syscall.RawConn) {}

@@ -88,18 +88,6 @@ func (b *readBuffer) readFD(fd uintptr) bool {
 	}
 }
 
-// writeNoWait writes b to the socket with one system call that does not wait for room in
-// it: what does not fit is dropped. It does nothing without a socket.
-func writeNoWait(raw syscall.RawConn, b []byte) {
-	if raw == nil {
-		return
-	}
-	raw.Write(func(fd uintptr) bool {
-		syscall.Write(int(fd), b)
-		return true
-	})
-}
-
 // fillNoWait reads what the socket has into the buffer, without waiting for more: got
 // reports whether it read anything. An ended connection is an error. The caller holds
 // readLock; nc exposes its socket.
