@@ -9,10 +9,12 @@ import (
 // the read side does. write.go builds frames and keeps them whole (msgLock, frameLock);
 // with write coalescing, coalesce.go may hold small frames back and send them ahead of
 // the next write (writeOut, writeOutVec); this file writes to the connection and says
-// what a write that failed part way means for the stream.
+// what a write that failed part way means for the stream. A Conn without coalescing goes
+// from write.go to here directly, and so do its pongs and control frames.
 //
 // Everything here belongs to the frameLock holder, which has pointed the write deadline
-// at the context the write answers to (c.wwatch) before it writes.
+// at the context the write answers to (c.wwatch) before it writes. CloseNow's write, which
+// may not wait for room in the socket, is writeNoWait (sockwrite_unix.go).
 
 // writeSocket writes b with one write, a system call on TCP unless the socket's buffer
 // fills. The caller holds frameLock.
