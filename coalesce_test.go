@@ -141,6 +141,33 @@ func TestCoalesceClose(t *testing.T) {
 	}
 }
 
+// TestCoalescePongAfterHeld has a ping arrive between two pipelined requests while the
+// answer to the first is held: the reader's pong takes the answer with it, after it,
+// since that answer was written first.
+func TestCoalescePongAfterHeld(t *testing.T) {
+	p, _ := newCoalescingPeer(t, true)
+	var wire []byte
+	for _, f := range []frame{confText("request 0"), confPing("are you there"), confText("request 1")} {
+		wire = append(wire, p.encode(f)...)
+	}
+	p.write(wire)
+	ctx := context.Background()
+	_, _, err := p.conn.Read(ctx)
+	require.NoError(t, err)
+	require.NoError(t, p.conn.Write(ctx, MessageText, []byte("held answer")))
+	require.Positive(t, p.conn.co.n.Load(), "the answer was not held")
+	_, msg, err := p.conn.Read(ctx) // answers the ping on its way
+	require.NoError(t, err)
+	assert.Equal(t, "request 1", string(msg))
+
+	f := p.next()
+	assert.Equal(t, opText, f.op)
+	assert.Equal(t, "held answer", string(f.payload))
+	f = p.next()
+	assert.Equal(t, opPong, f.op)
+	assert.Equal(t, "are you there", string(f.payload))
+}
+
 // holdAnswer has p's coalescing Conn read the first of two pipelined requests and write
 // "held answer", which it holds since the second is buffered.
 func holdAnswer(t *testing.T, p *rawPeer) {
