@@ -30,11 +30,11 @@ type sendState struct {
 	closing atomic.Bool // our close frame is on its way: Send takes nothing more
 }
 
-// sendQueue holds the messages Send queued for a Conn. While it is not empty, a goroutine
-// writes them, in order, one message at a time under msgLock, as Write would; it ends
-// when the queue is empty. A goroutine that takes msgLock to write a message of its own
-// first writes what is queued (lockMessage), so that messages queued before it keep
-// their place.
+// sendQueue holds the messages Send queued for a Conn. While it is not empty, one of the
+// writers (sendwriters.go) or a goroutine of the queue's own writes them, in order, under
+// msgLock, as Write would, and lets the queue go when it is empty. A goroutine that
+// takes msgLock to write a message of its own first writes what is queued
+// (lockMessage), so that messages queued before it keep their place.
 type sendQueue struct {
 	bytes  atomic.Int64 // payload bytes of the queued messages: what Buffered reports
 	count  atomic.Int64 // queued messages, empty ones included
@@ -43,25 +43,39 @@ type sendQueue struct {
 	mu      sync.Mutex
 	msgs    []*PreparedMessage // msgs[head:] wait, oldest first; the first may be being written
 	head    int
-	gen     uint64        // counts the clears: what was taken before one is no longer in msgs
-	running bool          // a goroutine writes the queue, or is on its way to: set while msgs is not empty
-	drained chan struct{} // made by Close while messages wait, closed once none does
-	err     error         // the error of every Send once the bound was passed
-	max     int           // the bound: MaxBuffered, or defaultMaxBuffered
-	ctx     context.Context
+	gen     uint64             // counts the clears: what was taken before one is no longer in msgs
+	running bool               // a writer or the queue's goroutine writes it, or is on its way to: set while msgs is not empty
+	drained chan struct{}      // made by Close while messages wait, closed once none does
+	err     error              // the error of every Send once the bound was passed
+	max     int                // the bound: MaxBuffered, or defaultMaxBuffered
+	ctx     context.Context    // made by the first handOff
 	cancel  context.CancelFunc // ends the writing goroutine's wait or write, once the bound was passed
 
 	batch *batch // while msgLock's holder writes batches; owned by it
+
+	// The end of a frame a writer began, which the goroutine it handed the queue to
+	// finishes before anything else; owned by the holder of msgLock and frameLock.
+	rest    []byte
+	restGen uint64 // the queue's generation when the frame began
+
+	handOffs int // goroutines handOff started, guarded by mu: what the tests count
 }
 
 // Send queues m to be sent on c and returns at once: it never waits for the network or
-// for other writers. The messages queued are written in order by a goroutine that runs
-// while any are waiting, between the messages of Write, Writer and WritePrepared (which
-// send what was queued before theirs first), and control frames still go out between
-// them. On a server, messages waiting together go out several at a time, in one writev
-// of their prepared frames (not over TLS or with CoalesceWrites; a client masks each
-// frame, so it writes them one by one). It is safe for concurrent use; Buffered reports
-// the bytes waiting.
+// for other writers. The messages queued are written in order, between the messages of
+// Write, Writer and WritePrepared (which send what was queued before theirs first), and
+// control frames still go out between them. On a server, messages waiting together go
+// out several at a time, in one writev of their prepared frames (not over TLS or with
+// CoalesceWrites; a client masks each frame, so it writes them one by one). It is safe
+// for concurrent use; Buffered reports the bytes waiting.
+//
+// Who writes them: on a server over TCP or a Unix socket on Linux (not TLS, without
+// CoalesceWrites), a few goroutines shared by all Conns, at most GOMAXPROCS, which run
+// while some Conn has messages waiting and write each queue with system calls that do
+// not wait for room in the socket; a Conn whose socket is full, or whose messages wait
+// behind another writer's, is handed to a goroutine of its own, which waits for it. On
+// other Conns, that goroutine writes the queue from the start. Either way no goroutine
+// runs for a Conn once its queue is empty.
 //
 // The bytes waiting are bounded: MaxBuffered in AcceptOptions or DialOptions, 1 MiB by
 // default, counting each message's payload before compression. A message alone in the
@@ -105,7 +119,9 @@ func (c *Conn) Send(m *PreparedMessage) error {
 		q.failed.Store(true)
 		err := q.err
 		q.clear()
-		q.cancel() // the goroutine writing the queue closes the Conn
+		if q.cancel != nil {
+			q.cancel() // the goroutine writing the queue closes the Conn
+		}
 		q.mu.Unlock()
 		return err
 	}
@@ -118,15 +134,14 @@ func (c *Conn) Send(m *PreparedMessage) error {
 	q.bytes.Add(n)
 	q.count.Add(1)
 	start := !q.running
-	if start {
-		q.running = true
-		if q.ctx == nil {
-			q.ctx, q.cancel = context.WithCancel(context.Background())
-		}
-	}
+	q.running = true
 	q.mu.Unlock()
 	if start {
-		go c.writeQueue()
+		if c.writesReady() {
+			c.writeSoon()
+		} else {
+			c.handOff(q)
+		}
 	}
 	return nil
 }
@@ -211,12 +226,48 @@ func (c *Conn) sendQueued() {
 	}
 }
 
-// writeQueue is the goroutine Send starts: it writes the queue until it is empty, and
-// closes the Conn with 1008 if the bound was passed meanwhile.
+// handOff starts a goroutine of the queue's own to write it (writeQueue): Send does when
+// the writers do not write c, and a writer does when c's socket is full or something
+// else keeps it.
+func (c *Conn) handOff(q *sendQueue) {
+	q.mu.Lock()
+	q.handOffs++
+	q.makeContext()
+	q.mu.Unlock()
+	go c.writeQueue()
+}
+
+// writeContext returns the context the queue's writes answer to, making it on first use.
+func (q *sendQueue) writeContext() context.Context {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.makeContext()
+	return q.ctx
+}
+
+// makeContext makes the context the queue's writes answer to, unless it is made: a
+// queue that the writers alone write never needs one. The caller holds q.mu.
+func (q *sendQueue) makeContext() {
+	if q.ctx == nil {
+		q.ctx, q.cancel = context.WithCancel(context.Background())
+		if q.err != nil {
+			q.cancel() // the bound was passed before: its writes are over
+		}
+	}
+}
+
+// writeQueue is the queue's own goroutine (handOff): it writes the queue until it is
+// empty, and closes the Conn with 1008 if the bound was passed meanwhile. It first ends
+// the frame a writer began, if any, with the locks the writer handed it.
 func (c *Conn) writeQueue() {
 	q := c.sq.q.Load()
 	ctx := q.ctx // set before the goroutine started, and never after
-	err := c.lock(ctx, &c.msgLock)
+	var err error
+	if q.rest != nil {
+		err = c.finishFrame(ctx, q)
+	} else {
+		err = c.lock(ctx, &c.msgLock)
+	}
 	if err == nil {
 		if c.frameLock.tryLock() {
 			// The write watch follows the queue's context from here on: its first
@@ -249,9 +300,32 @@ func (c *Conn) writeQueue() {
 	}
 }
 
+// finishFrame writes q.rest, the end of the frame a writer began, answering to ctx, and
+// takes its message out of the queue. It is called by writeQueue, which the writer
+// handed msgLock and frameLock to; it lets go of frameLock, and of msgLock too if the
+// write fails. It is not inlined, so that its frame is gone before the writes after it.
+//
+//go:noinline
+func (c *Conn) finishFrame(ctx context.Context, q *sendQueue) error {
+	rest, gen := q.rest, q.restGen
+	q.rest = nil
+	c.wwatch.start(ctx)
+	n, err := c.nc.Write(rest)
+	if err != nil {
+		// Part of the frame went out before: whatever this write did, the stream is cut.
+		err = c.writeResult(ctx, int64(n)+1, err)
+	}
+	c.unlockFrame(ctx)
+	if err != nil {
+		c.msgLock.unlock()
+		return err
+	}
+	q.sent(1, gen)
+	return nil
+}
+
 // flushQueue writes the queued messages until none is left, answering to ctx. The
-// goroutine that Send started (writer) marks the queue as no longer written once it is
-// empty. A message that fails to go out stays first in the queue. The caller holds
+// queue's goroutine (writer) marks the queue as no longer written once it is empty. A message that fails to go out stays first in the queue. The caller holds
 // msgLock, and gives back the batch it may have taken (releaseBatch) after.
 //
 // Its frames, and those below it down to the write, are kept small: the writing
@@ -278,7 +352,7 @@ func (c *Conn) flushQueue(ctx context.Context, writer bool) error {
 
 // first returns the first queued message, the queue's generation, and whether others
 // wait behind it that may go with it in a batch; nil once the queue is empty, which the
-// goroutine Send started (writer) then no longer writes; or the error of every Send once
+// queue's goroutine (writer) then no longer writes; or the error of every Send once
 // the bound was passed.
 func (q *sendQueue) first(writer, batches bool) (*PreparedMessage, uint64, bool, error) {
 	q.mu.Lock()
@@ -341,6 +415,7 @@ type batch struct {
 	frames [maxBatch][]byte // the frames of msgs, as this Conn sends them
 	vec    [maxBatch][]byte // what bufs consumes
 	bufs   net.Buffers
+	raw    rawVec // a writer's writev straight to the socket
 }
 
 var batches = sync.Pool{New: func() any { return new(batch) }}

@@ -241,8 +241,8 @@ func TestSendAllocationsTCP(t *testing.T) {
 }
 
 // TestSendStack guards the stack of the goroutine that writes Send's queue, on each of
-// its paths to a write that waits for the peer: writing one message, and writing a
-// batch. Each such goroutine must stay within the 2 KiB it starts with: a frame too many
+// its paths to a write that waits for the peer: ending a frame that a writer began,
+// writing one message, and writing a batch. Each such goroutine must stay within the 2 KiB it starts with: a frame too many
 // doubles it, and copying it costs more than the write (it took broadcast's deliveries
 // from about 2,000 instructions to 2,800 once). See stack_test.go for how stacks are
 // counted.
@@ -259,8 +259,14 @@ func TestSendStack(t *testing.T) {
 		// send leaves c's writing goroutine waiting for peer in a write
 		send func(t *testing.T, c *Conn, peer net.Conn)
 	}{
-		{"one message", "flushQueue", func(t *testing.T, c *Conn, _ net.Conn) {
+		{"the end of a frame a writer began", "finishFrame", func(t *testing.T, c *Conn, _ net.Conn) {
 			require.NoError(t, c.Send(large))
+		}},
+		{"one message", "flushQueue", func(t *testing.T, c *Conn, peer net.Conn) {
+			require.NoError(t, c.Send(large)) // a writer begins it, the goroutine ends it
+			require.NoError(t, c.Send(large)) // and then writes this one
+			_, err := io.ReadFull(peer, make([]byte, len(large.frame)))
+			require.NoError(t, err)
 		}},
 		{"a batch", "writeBatch", func(t *testing.T, c *Conn, peer net.Conn) {
 			require.NoError(t, c.Send(large)) // its write waits for the peer
