@@ -526,13 +526,20 @@ func (b *broker) run(ctx context.Context) {
 		default:
 		}
 		// At most one read a pace: what comes meanwhile goes out together, each member's
-		// lines in one write where its Conn can. A read that waited for its events is
-		// over a pace after it began, so that a line after a quiet spell goes out at once.
-		if wait := b.pace - time.Since(began); wait > 0 {
-			select {
-			case <-ctx.Done():
+		// lines in one write where its Conn can. The reads are at the ticks of a clock
+		// every node shares, whole multiples of the pace, a lag after each: at the tick
+		// every node appends the lines its clients said since its last read, and by the
+		// read all of them have, so a line reaches the members of every node by the same
+		// read. A read that waited for its events is over a tick after it began, so that
+		// a line after a quiet spell goes out at once.
+		if b.pace > 0 && !began.IsZero() {
+			tick := began.Truncate(b.pace).Add(b.pace) // wall clock: no monotonic reading
+			if !b.sleepUntil(ctx, tick) {
 				return
-			case <-b.after(wait):
+			}
+			b.appendPending(ctx)
+			if !b.sleepUntil(ctx, tick.Add(b.lag())) {
+				return
 			}
 		}
 		began = time.Now()
@@ -560,6 +567,64 @@ func (b *broker) run(ctx context.Context) {
 		case <-t.C:
 		}
 		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// lag is how long after a tick a node reads: time enough for every node to have
+// appended the lines of the tick, clocks set by NTP a few milliseconds apart included.
+func (b *broker) lag() time.Duration { return min(b.pace/4, 10*time.Millisecond) }
+
+// sleepUntil waits until t, and reports whether it did, rather than see ctx end.
+func (b *broker) sleepUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-b.after(d):
+		return true
+	}
+}
+
+// appendPending appends the lines that wait for the reader, with one script, and ends
+// their wait with its outcome.
+func (b *broker) appendPending(ctx context.Context) {
+	b.mu.Lock()
+	lines := b.pending
+	b.pending = nil
+	b.mu.Unlock()
+	if len(lines) > 0 {
+		b.appended(lines, appendLines.Run(ctx, b.rdb, nil, lineArgs(b.history, lines)...))
+	}
+}
+
+// lineArgs returns the ARGV of appendLines for the lines.
+func lineArgs(history int64, lines []*line) []any {
+	args := make([]any, 0, 1+5*len(lines))
+	args = append(args, history)
+	for _, l := range lines {
+		args = append(args, l.room, l.epoch, l.name, l.text, l.conn)
+	}
+	return args
+}
+
+// appended ends the wait of the lines with the outcome of appendLines.
+func (b *broker) appended(lines []*line, cmd *redis.Cmd) {
+	added, err := cmd.StringSlice()
+	if err == nil && len(added) != len(lines) {
+		err = fmt.Errorf("%d lines appended of %d", len(added), len(lines))
+	}
+	for i, l := range lines {
+		switch {
+		case err != nil:
+			l.done <- err
+		case added[i] == "":
+			l.done <- errNewLife
+		default:
+			l.done <- nil
+		}
 	}
 }
 
@@ -617,11 +682,7 @@ func (b *broker) readOnce(ctx context.Context) error {
 // appendAndRead appends the lines, then reads the rooms without waiting, in one round
 // trip. Each line's wait ends with its outcome.
 func (b *broker) appendAndRead(ctx context.Context, lines []*line, read *redis.XReadArgs) ([]redis.XStream, error) {
-	args := make([]any, 0, 1+5*len(lines))
-	args = append(args, b.history)
-	for _, l := range lines {
-		args = append(args, l.room, l.epoch, l.name, l.text, l.conn)
-	}
+	args := lineArgs(b.history, lines)
 	read.Block = -1 // the lines are there to read, at least
 	var (
 		appended *redis.Cmd
@@ -638,20 +699,7 @@ func (b *broker) appendAndRead(ctx context.Context, lines []*line, read *redis.X
 		// without the lines, which the next one reads.
 		appended = appendLines.Eval(ctx, b.rdb, nil, args...)
 	}
-	added, err := appended.StringSlice()
-	if err == nil && len(added) != len(lines) {
-		err = fmt.Errorf("%d lines appended of %d", len(added), len(lines))
-	}
-	for i, l := range lines {
-		switch {
-		case err != nil:
-			l.done <- err
-		case added[i] == "":
-			l.done <- errNewLife
-		default:
-			l.done <- nil
-		}
-	}
+	b.appended(lines, appended)
 	return res.Result()
 }
 

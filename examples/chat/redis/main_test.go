@@ -602,8 +602,10 @@ func (c *counter) Deliver(*websocket.PreparedMessage) bool { c.n.Add(1); return 
 func (c *counter) End(websocket.StatusCode, string)        {}
 
 // runPaced runs b's reader at a pace the test sets: its first read is at once, and it
-// reads again only when step is called, which returns once that read is over.
-func runPaced(ctx context.Context, t *testing.T, b *broker) (step func()) {
+// reads again only when step is called, which returns once that read is over. A step is
+// the tick, when the reader appends the lines waiting, then the lag before its read:
+// tick alone returns once the reader has appended them and waits for the lag.
+func runPaced(ctx context.Context, t *testing.T, b *broker) (step, tick func()) {
 	t.Helper()
 	runCtx, stop := context.WithCancel(context.Background())
 	waiting, ticks := make(chan struct{}), make(chan time.Time)
@@ -634,7 +636,7 @@ func runPaced(ctx context.Context, t *testing.T, b *broker) (step func()) {
 		}
 	}
 	wait()
-	return func() {
+	tick = func() {
 		t.Helper()
 		select {
 		case ticks <- time.Now():
@@ -643,6 +645,7 @@ func runPaced(ctx context.Context, t *testing.T, b *broker) (step func()) {
 		}
 		wait()
 	}
+	return func() { tick(); tick() }, tick
 }
 
 // TestPace has a node read the rooms at most once a pace: the lines said while its
@@ -662,7 +665,7 @@ func TestPace(t *testing.T) {
 	dan, _ := join(ctx, t, a, "room=go&name=dan")
 
 	// The first read is at once, and has Dan's join.
-	step := runPaced(ctx, t, b)
+	step, _ := runPaced(ctx, t, b)
 	assert.Equal(t, int64(2), rec.n.Load())
 	for _, s := range []string{"m1", "m2", "m3"} {
 		dan.send(ctx, t, s)
@@ -674,7 +677,7 @@ func TestPace(t *testing.T) {
 }
 
 // TestPaceAppends has the lines a node's clients say while its reader waits for the pace
-// wait with it: its next read appends them, with one script in the same round trip, and
+// wait with it: at the tick it appends them with one script, and its read after the lag
 // delivers them to the node's members.
 func TestPaceAppends(t *testing.T) {
 	ctx := testContext(t)
@@ -689,7 +692,7 @@ func TestPaceAppends(t *testing.T) {
 		require.NoError(t, b.Join(ctx, chat.JoinRequest{Room: "go", Name: m.Name()}, m))
 		defer b.Leave("go", m)
 	}
-	step := runPaced(ctx, t, b) // the first read, of the joins
+	_, tick := runPaced(ctx, t, b) // the first read, of the joins
 
 	require.NoError(t, appendLines.Load(ctx, rdb).Err()) // as after the first lines
 	require.NoError(t, rdb.ConfigResetStat(ctx).Err())
@@ -707,10 +710,16 @@ func TestPaceAppends(t *testing.T) {
 	}
 	assert.Equal(t, int64(3), rdb.XLen(ctx, logKey+"go").Val(), "the joins alone")
 
-	step()
+	// At the tick, the lines are appended, for every node's read after the lag.
+	tick()
 	for range members {
 		require.NoError(t, <-published)
 	}
+	assert.Equal(t, int64(6), rdb.XLen(ctx, logKey+"go").Val())
+	for _, m := range members {
+		assert.Equal(t, before, m.n.Load())
+	}
+	tick()
 	for _, m := range members {
 		assert.Equal(t, before+3, m.n.Load())
 	}
@@ -736,7 +745,7 @@ func TestPaceGiveUp(t *testing.T) {
 	m := &counter{}
 	require.NoError(t, b.Join(ctx, chat.JoinRequest{Room: "go", Name: m.Name()}, m))
 	defer b.Leave("go", m)
-	step := runPaced(ctx, t, b)
+	step, _ := runPaced(ctx, t, b)
 
 	lineCtx, giveUp := context.WithCancel(ctx)
 	published := make(chan error, 1)
@@ -774,7 +783,7 @@ func TestReaderBehind(t *testing.T) {
 	})
 	ann, _ := join(ctx, t, &node{url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws?"}, "room=go&name=ann")
 	dan, _ := join(ctx, t, a, "room=go&name=dan")
-	step := runPaced(ctx, t, b)
+	step, _ := runPaced(ctx, t, b)
 	assert.Equal(t, chat.Event{Type: "join", Name: "dan"}, ann.next(ctx, t))
 
 	// Each line reaches Dan before the next is sent: his node is never behind.
