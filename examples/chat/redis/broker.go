@@ -67,7 +67,7 @@ const (
 // The defaults of a node's timing. A node that has not said it is alive for deadBeats
 // beats is taken for dead.
 const (
-	defaultPace = 20 * time.Millisecond
+	defaultPace = 100 * time.Millisecond
 	defaultBeat = time.Second
 	deadBeats   = 3
 )
@@ -218,13 +218,14 @@ type timing struct {
 	// beats. 1 second by default; every beat costs a node three Redis commands.
 	Beat time.Duration
 
-	// Pace is the least time between two reads of the rooms' streams: the lines that
-	// come meanwhile go out to each member together, and the lines the node's clients
-	// say meanwhile wait for the next read, which appends them all with one script in
-	// the same round trip. That costs a line up to Pace of latency under load, twice
-	// that to members on another node, and saves Redis, the node and the network a
-	// round trip for each line said and a read, a wake-up and writes for each line
-	// delivered. 0 for the default, 20 ms; negative for no pace.
+	// Pace is the least time between two reads of the rooms' streams, at the ticks of
+	// the clock (run): the lines that come meanwhile go out to each member together, and
+	// the lines the node's clients say meanwhile wait for the next tick, when it appends
+	// them all with one script. Under load, that costs a line up to Pace and a lag of
+	// latency, on every node alike, and saves Redis, the node and the network a round
+	// trip for each line said and, above all, a write and a wake-up for each line
+	// delivered: a member is written to once a tick at most. A line after a quiet spell
+	// goes out at once. 0 for the default, 100 ms; negative for no pace.
 	Pace time.Duration
 }
 
