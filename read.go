@@ -462,13 +462,16 @@ func (c *Conn) nextDataFrame() (header, error) {
 // peekHeader decodes the next frame header without consuming it and checks it against
 // this side's role and extensions.
 func (c *Conn) peekHeader() (header, int, error) {
-	b, err := c.rb.peek(2)
-	if err != nil {
-		return header{}, 0, err
-	}
-	if n := headerSize(b[1]); n > 2 {
-		if b, err = c.rb.peek(n); err != nil {
+	b := c.rb.wholeHeader()
+	if b == nil {
+		var err error
+		if b, err = c.rb.peek(2); err != nil {
 			return header{}, 0, err
+		}
+		if n := headerSize(b[1]); n > 2 {
+			if b, err = c.rb.peek(n); err != nil {
+				return header{}, 0, err
+			}
 		}
 	}
 	h, n, err := parseHeader(b)

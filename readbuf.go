@@ -96,6 +96,16 @@ func (b *readBuffer) peek(n int) ([]byte, error) {
 	return b.buf[b.r : b.r+n], nil
 }
 
+// wholeHeader returns what is buffered if it begins with a whole frame header, as it
+// mostly does, and nil if not: then peek reads the rest. parseHeader looks no further
+// than the header.
+func (b *readBuffer) wholeHeader() []byte {
+	if have := b.w - b.r; have >= 2 && have >= headerSize(b.buf[b.r+1]) {
+		return b.buf[b.r:b.w]
+	}
+	return nil
+}
+
 // discard consumes n buffered bytes.
 func (b *readBuffer) discard(n int) {
 	b.r += n
