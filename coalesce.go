@@ -19,8 +19,7 @@ import (
 // sequentially consistent, so one of the two sees the other.
 //
 // Coalescing is a layer in front of the socket writer (sockwrite.go): write.go asks
-// whether a Conn coalesces (c.co) once per write, and one that does not never enters
-// this file.
+// whether a Conn coalesces (c.co != nil), and one that does not never enters this file.
 
 // maxHeld is how many bytes of frames a Conn holds back at most.
 const maxHeld = writeBufferSize
@@ -65,7 +64,7 @@ func (c *Conn) sendCoalesced(ctx context.Context, frame []byte) error {
 	return err
 }
 
-// holding reports whether frames are held. The caller holds frameLock.
+// holding reports whether frames are held.
 func (co *coalescer) holding() bool { return co.n.Load() > 0 }
 
 // mayHold reports whether a frame may be held back: the reader has input to go on with,
