@@ -193,9 +193,11 @@
 //
 // A loop of writes, prepared or not, waits for each peer in turn, so one peer that stops
 // reading stalls the others once its socket's buffers are full. Send hands a message to a
-// Conn without waiting: the message is queued, and a goroutine writes the Conn's queue,
-// in order, while it is not empty; on a server, several messages waiting together go out
-// in one system call. Control frames still go out between its messages, and Write, Writer
+// Conn without waiting: the message is queued, and written in order while the queue is
+// not empty: on a server over TCP on Linux, by a few goroutines shared by all Conns (at
+// most GOMAXPROCS, running while some queue waits, never waiting for a peer); elsewhere,
+// or for a peer that is behind, by a goroutine of the Conn's own. On a server, several
+// messages waiting together go out in one system call. Control frames still go out between its messages, and Write, Writer
 // and WritePrepared send what was queued before their own message, so that messages keep
 // the order they were given in. Buffered reports the bytes waiting, as a browser's
 // bufferedAmount does. A peer that lets more than MaxBuffered pile up (an option of
@@ -211,10 +213,10 @@
 //
 // A PreparedMessage holds its frame (the payload and a header of up to 10 bytes) and, once
 // a Conn that compresses sends it, one compressed copy for each window size. A Conn that
-// never calls Send spends 24 bytes on it. The first Send makes the Conn's queue and a
-// context, about 270 bytes kept while the Conn lives; while messages wait, the queue
-// holds 8 bytes for each (the messages are shared, not copied), and a goroutine, a few
-// KiB of stack, writes them and ends when the queue is empty.
+// never calls Send spends 24 bytes on it. The first Send makes the Conn's queue, 192
+// bytes kept while the Conn lives (about 130 more once its peer has been behind); while
+// messages wait, the queue holds 8 bytes for each (the messages are shared, not copied),
+// and a Conn with a goroutine of its own has a few KiB of stack until its queue is empty.
 //
 // # Keepalive
 //

@@ -32,8 +32,11 @@ type writerSet struct {
 
 // turnBatches is how many batches a writer writes on one Conn before it puts it back at
 // the end of the list, when more wait: a Conn that Send keeps feeding does not keep a
-// writer from the others.
-const turnBatches = 8
+// writer from the others for long. Long turns are cheaper than short ones: a socket
+// written in one go wakes its peer less often, and the kernel's share of each delivery
+// is smaller (natively, 1,000 receivers, 60 messages of 16 KiB back to back: 3,167 ns
+// of server CPU per delivery with 64 batches a turn, 3,667 with 8, about 4,400 with 1).
+const turnBatches = 64
 
 // writeSoon has a writer write c's queue, which has just started to fill (q.running was
 // set). The caller has checked that c writes ready batches (writesReady).
