@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log"
 	"maps"
+	mrand "math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -188,6 +189,7 @@ type broker struct {
 	history int64  // messages a stream keeps at least, twice as many at most; joins and leaves too
 	beat    time.Duration
 	pace    time.Duration
+	lag     time.Duration                        // from each tick of the pace to the read
 	after   func(time.Duration) <-chan time.Time // time.After, but in tests
 	queued  chan<- struct{}                      // in tests, told of each line that waits for the reader
 
@@ -259,6 +261,7 @@ func newBroker(rdb *redis.Client, history int, tm timing) *broker {
 		history: int64(max(history, 1)),
 		beat:    tm.Beat,
 		pace:    max(tm.Pace, 0),
+		lag:     lag(max(tm.Pace, 0)),
 		after:   time.After,
 		rooms:   make(map[string]*room),
 		wakeID:  "0-0",
@@ -527,19 +530,19 @@ func (b *broker) run(ctx context.Context) {
 		default:
 		}
 		// At most one read a pace: what comes meanwhile goes out together, each member's
-		// lines in one write where its Conn can. The reads are at the ticks of a clock
-		// every node shares, whole multiples of the pace, a lag after each: at the tick
-		// every node appends the lines its clients said since its last read, and by the
-		// read all of them have, so a line reaches the members of every node by the same
-		// read. A read that waited for its events is over a tick after it began, so that
-		// a line after a quiet spell goes out at once.
+		// lines in one write where its Conn can. The reads follow the ticks of a clock
+		// every node shares, whole multiples of the pace, by a lag: at the tick every
+		// node appends the lines its clients said since its last read, and by the reads
+		// all of them have, so a line reaches the members of every node in the same tick.
+		// A read that waited for its events is over a tick after it began, so that a line
+		// after a quiet spell goes out at once.
 		if b.pace > 0 && !began.IsZero() {
 			tick := began.Truncate(b.pace).Add(b.pace) // wall clock: no monotonic reading
 			if !b.sleepUntil(ctx, tick) {
 				return
 			}
 			b.appendPending(ctx)
-			if !b.sleepUntil(ctx, tick.Add(b.lag())) {
+			if !b.sleepUntil(ctx, tick.Add(b.lag)) {
 				return
 			}
 		}
@@ -571,9 +574,17 @@ func (b *broker) run(ctx context.Context) {
 	}
 }
 
-// lag is how long after a tick a node reads: time enough for every node to have
-// appended the lines of the tick, clocks set by NTP a few milliseconds apart included.
-func (b *broker) lag() time.Duration { return min(b.pace/4, 10*time.Millisecond) }
+// lag returns how long after a tick a node reads: time enough for every node to have
+// appended the lines of the tick, clocks set by NTP a few milliseconds apart included,
+// and a share of the pace drawn for each node, up to a quarter of it, so that the
+// nodes' reads, and their writes to their members, do not all come at once.
+func lag(pace time.Duration) time.Duration {
+	d := min(pace/4, 10*time.Millisecond)
+	if pace >= 4 {
+		d += mrand.N(pace / 4)
+	}
+	return d
+}
 
 // sleepUntil waits until t, and reports whether it did, rather than see ctx end.
 func (b *broker) sleepUntil(ctx context.Context, t time.Time) bool {

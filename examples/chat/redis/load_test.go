@@ -121,15 +121,35 @@ func (n *nodeProcess) kill(t *testing.T) {
 	n.killed = true
 }
 
-// cpuUse is the CPU time a process has used, in user space and in the kernel.
-type cpuUse struct{ user, sys time.Duration }
+// cpuUse is the CPU time a process has used, in user space and in the kernel, and the
+// system calls it made that read and write (sockets included).
+type cpuUse struct {
+	user, sys     time.Duration
+	reads, writes int64
+}
 
 func (u cpuUse) total() time.Duration { return u.user + u.sys }
 
-func (u cpuUse) minus(v cpuUse) cpuUse { return cpuUse{u.user - v.user, u.sys - v.sys} }
+func (u cpuUse) minus(v cpuUse) cpuUse {
+	return cpuUse{u.user - v.user, u.sys - v.sys, u.reads - v.reads, u.writes - v.writes}
+}
 
-// cpuTime returns the CPU time process pid has used, from /proc.
+// cpuTime returns the CPU time process pid has used, and its reads and writes, from
+// /proc.
 func cpuTime(t *testing.T, pid int) cpuUse {
+	io, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	require.NoError(t, err)
+	var u cpuUse
+	for _, l := range strings.Split(string(io), "\n") {
+		if n, ok := strings.CutPrefix(l, "syscr: "); ok {
+			u.reads, err = strconv.ParseInt(n, 10, 64)
+			require.NoError(t, err)
+		}
+		if n, ok := strings.CutPrefix(l, "syscw: "); ok {
+			u.writes, err = strconv.ParseInt(n, 10, 64)
+			require.NoError(t, err)
+		}
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	require.NoError(t, err)
 	// utime and stime are the 14th and 15th fields, counted in the kernel's 100 Hz
@@ -139,7 +159,8 @@ func cpuTime(t *testing.T, pid int) cpuUse {
 	require.NoError(t, err)
 	stime, err := strconv.ParseInt(f[12], 10, 64)
 	require.NoError(t, err)
-	return cpuUse{time.Duration(utime) * 10 * time.Millisecond, time.Duration(stime) * 10 * time.Millisecond}
+	u.user, u.sys = time.Duration(utime)*10*time.Millisecond, time.Duration(stime)*10*time.Millisecond
+	return u
 }
 
 // loadClient is a client of the load test: it keeps the IDs of the room's lines as they
@@ -291,7 +312,8 @@ func TestLoad(t *testing.T) {
 		if i > 0 {
 			who = fmt.Sprintf("node %d", i)
 		}
-		t.Logf("%s: user %v, system %v: %.2f + %.2f µs per delivered line", who, u.user, u.sys, perLine(u.user), perLine(u.sys))
+		t.Logf("%s: user %v, system %v: %.2f + %.2f µs per delivered line; %.2f reads and %.2f writes", who, u.user, u.sys,
+			perLine(u.user), perLine(u.sys), float64(u.reads)/float64(delivered), float64(u.writes)/float64(delivered))
 	}
 	// What Redis spent its time on while the clients sent, command by command (its own
 	// time in each, not the reading and writing of the commands).

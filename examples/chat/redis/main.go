@@ -17,15 +17,17 @@
 // data), the room starts another life and its members are told of a gap when they
 // reconnect.
 //
-// A node reads the rooms from Redis at most once every -pace (100 ms by default), at
-// the ticks of the clock, which every node shares: under load, each member's lines of
-// that time go out together, in one write, and the lines a node's clients send
+// A node reads the rooms from Redis at most once every -pace (100 ms by default),
+// following the ticks of the clock, which every node shares: under load, each member's
+// lines of that time go out together, in one write, and the lines a node's clients send
 // meanwhile are appended at the tick, all together, in time for every node's read. That
-// saves most of the CPU of the nodes and Redis for up to a pace of latency (and a lag
-// of a quarter of it, 10 ms at most); a line after a quiet spell goes out at once. The
-// nodes' clocks should agree to within a few milliseconds (NTP does): between a node
-// whose clock is further off and the others, lines take up to a pace longer. A node
-// that falls further behind than the history reaches tells its members of the gap.
+// saves most of the CPU of the nodes and Redis for up to a pace of latency, and a lag
+// after the tick (10 ms, and a share of the pace drawn for each node, up to a quarter
+// of it, so that the nodes do not all write at once); a line after a quiet spell goes
+// out at once. The nodes' clocks should agree to within a few milliseconds (NTP does):
+// between a node whose clock is further off and the others, lines take up to a pace
+// longer. A node that falls further behind than the history reaches tells its members
+// of the gap.
 //
 // Each node says every second that it is alive. When one dies without a word (killed,
 // or its machine gone), another finds it within about four seconds and has its members

@@ -761,6 +761,30 @@ func TestPaceGiveUp(t *testing.T) {
 	assert.Equal(t, int64(1), rdb.XLen(ctx, logKey+"go").Val(), "the join alone")
 }
 
+// TestLag has each node read a lag after the tick: 10 ms for every node to have
+// appended its lines (a quarter of the pace, if that is less), and a share of the pace
+// of its own, so that the nodes do not all read, and write, at once.
+func TestLag(t *testing.T) {
+	for _, tc := range []struct {
+		pace, least, most time.Duration
+	}{
+		{0, 0, 0},
+		{20 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond},
+		{100 * time.Millisecond, 10 * time.Millisecond, 35 * time.Millisecond},
+	} {
+		lags := map[time.Duration]bool{}
+		for range 3 {
+			d := lag(tc.pace)
+			assert.GreaterOrEqual(t, d, tc.least, "pace %v", tc.pace)
+			assert.LessOrEqual(t, d, tc.most, "pace %v", tc.pace)
+			lags[d] = true
+		}
+		if tc.pace > 0 {
+			assert.Len(t, lags, 3, "pace %v: three nodes, three lags", tc.pace)
+		}
+	}
+}
+
 // TestReaderBehind has a node's reader fall behind by more lines than the room keeps:
 // its members are told of the gap before the next line.
 func TestReaderBehind(t *testing.T) {
