@@ -145,11 +145,7 @@ func (c *Conn) pollControl() bool {
 			if !h.op.isControl() {
 				return true
 			}
-			b, err := c.rb.peek(n + int(h.length))
-			if err != nil {
-				return true
-			}
-			if err := c.consumeControl(h, b, n); err != nil {
+			if err := c.consumeControl(h, n); err != nil {
 				c.readResult(ctx, err)
 				return true
 			}

@@ -48,10 +48,7 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 	defer c.readLock.unlock()
 	c.rwatch.start(ctx)
 	if c.between() {
-		// Waited for here rather than where the header is parsed, some 400 bytes of
-		// frames deeper: a goroutine serving a Conn spends its life in this wait, and keeps
-		// the 2 KiB stack it started with only if the wait is shallow.
-		if err := c.rb.fill(); err != nil {
+		if err := c.awaitData(); err != nil {
 			return 0, nil, c.readResult(ctx, err)
 		}
 	}
@@ -63,6 +60,43 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 // message can then only begin with bytes yet to arrive.
 func (c *Conn) between() bool {
 	return c.rb.r == c.rb.w && !c.rd.open && !c.rd.resume
+}
+
+// awaitData waits, between messages, for bytes that are not control frames, handling
+// the control frames that come first. Read and Reader call it before readMessage and
+// beginMessage, rather than leave the wait to peekHeader some 400 bytes of frames deeper:
+// a goroutine serving a Conn spends its life in this wait, and keeps the 2 KiB stack it
+// started with only if the wait, and the pings and pongs an idle Conn gets, are shallow.
+// The data frame's header is left to beginMessage.
+func (c *Conn) awaitData() error {
+	for c.between() {
+		if err := c.rb.fill(); err != nil {
+			return err
+		}
+		if c.rb.controlNext() {
+			if err := c.idleControl(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// idleControl handles the whole control frames at the head of the buffer. What follows
+// them, a part of a frame included, is left to beginMessage.
+//
+//go:noinline
+func (c *Conn) idleControl() error {
+	for c.rb.controlNext() {
+		h, n, complete, err := c.bufferedHeader()
+		if err != nil || !complete {
+			return err
+		}
+		if err := c.consumeControl(h, n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (c *Conn) readMessage() (MessageType, []byte, error) {
@@ -129,8 +163,7 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 	} else {
 		c.rwatch.start(ctx)
 		if c.between() {
-			// As in Read: the wait is shallow here.
-			if err := c.rb.fill(); err != nil {
+			if err := c.awaitData(); err != nil {
 				return 0, nil, c.readResult(ctx, err)
 			}
 		}
@@ -449,11 +482,10 @@ func (c *Conn) nextDataFrame() (header, error) {
 		}
 		// Control payloads are at most 125 bytes: take the whole frame at once so that a
 		// read cut short leaves nothing half-consumed.
-		b, err := c.rb.peek(n + int(h.length))
-		if err != nil {
+		if _, err := c.rb.peek(n + int(h.length)); err != nil {
 			return header{}, err
 		}
-		if err := c.consumeControl(h, b, n); err != nil {
+		if err := c.consumeControl(h, n); err != nil {
 			return header{}, err
 		}
 	}
@@ -500,26 +532,27 @@ func (c *Conn) peekHeader() (header, int, error) {
 	return h, n, nil
 }
 
-// consumeControl consumes the control frame b, whose header is n bytes, and acts on it.
-// The frame is consumed first, whatever handling it leads to: a pong cut short by the
+// consumeControl consumes the control frame at the head of the buffer, whose header h is
+// n bytes and whose payload the caller has peeked, and acts on it. The frame is consumed
+// first, whatever handling it leads to: a pong cut short by the
 // read's context must not leave its ping to be read again. Its payload is copied first,
 // since consuming may give the buffer back, into an array that lives on the stack only
 // while the frame is handled: not while the reader waits for the network.
 //
+// It is one function, not two, and takes the frame from the buffer itself, since a
+// frame less, and fewer arguments, keep an idle Conn's goroutine within its 2 KiB stack
+// as it answers a ping or takes a pong.
+//
 //go:noinline
-func (c *Conn) consumeControl(h header, b []byte, n int) error {
+func (c *Conn) consumeControl(h header, n int) error {
 	var buf [maxControlPayload]byte
-	payload := buf[:copy(buf[:], b[n:])]
-	c.rb.discard(len(b))
+	end := n + int(h.length)
+	payload := buf[:copy(buf[:], c.rb.buf[c.rb.r+n:c.rb.r+end])]
+	c.rb.discard(end)
 	if h.masked {
 		mask(h.key, payload)
 	}
-	return c.handleControl(h.op, payload)
-}
-
-// handleControl acts on a control frame received while reading.
-func (c *Conn) handleControl(op opcode, payload []byte) error {
-	switch op {
+	switch h.op {
 	case opPing:
 		// RFC 6455 §5.5.2: answer with a pong carrying the same payload.
 		return c.answerPing(payload)

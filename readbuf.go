@@ -106,6 +106,12 @@ func (b *readBuffer) wholeHeader() []byte {
 	return nil
 }
 
+// controlNext reports whether the next buffered byte begins a control frame (RFC 6455
+// §5.5: opcodes with the high bit set).
+func (b *readBuffer) controlNext() bool {
+	return b.r < b.w && opcode(b.buf[b.r]&0x0F).isControl()
+}
+
 // discard consumes n buffered bytes.
 func (b *readBuffer) discard(n int) {
 	b.r += n

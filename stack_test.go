@@ -334,3 +334,51 @@ func TestStackPerConnAfterMessage(t *testing.T) {
 		})
 	}
 }
+
+// TestStackPerConnAfterPong is TestStackPerConn from a goroutine, once the Conn has
+// handled a pong while waiting for a message, as an idle Conn that keepalive pings does:
+// the control frame is handled, and the wait goes on, within the 2 KiB stack too.
+func TestStackPerConnAfterPong(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's instrumentation changes the stack sizes")
+	}
+	const payload = "stack"
+	greet := encodeFrame(frame{fin: true, op: opPong, payload: []byte(payload)}, true, int64(len(payload)))
+	tests := []struct {
+		name string
+		read func(c *Conn)
+	}{
+		{"Read", func(c *Conn) { c.Read(context.Background()) }},
+		{"Reader", func(c *Conn) { c.Reader(context.Background()) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Each Conn waits for the pong as if it had sent a ping with its payload.
+			pongs := make(chan chan struct{}, stackConns+1) // and the warm-up connection's
+			perConn := stackPerConnGreeted(t, func(w http.ResponseWriter, r *http.Request, done func()) {
+				c, err := Accept(w, r, nil)
+				if err != nil { // not assert, whose t.Helper would grow the stack itself
+					t.Error(err)
+					done()
+					return
+				}
+				pong := make(chan struct{})
+				c.pingMu.Lock()
+				c.pings = map[string]chan struct{}{payload: pong}
+				c.pingMu.Unlock()
+				pongs <- pong
+				go underAppFrames(func() {
+					defer done()
+					defer c.CloseNow()
+					tt.read(c)
+				})
+			}, greet, func() {
+				for range stackConns + 1 {
+					<-<-pongs
+				}
+			})
+			t.Logf("stack per connection: %.0f bytes (expected 2048)", perConn)
+			assert.Less(t, perConn, 1.5*2048, "a goroutine on the path outgrew its stack")
+		})
+	}
+}
