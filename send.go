@@ -325,8 +325,9 @@ func (c *Conn) finishFrame(ctx context.Context, q *sendQueue) error {
 }
 
 // flushQueue writes the queued messages until none is left, answering to ctx. The
-// queue's goroutine (writer) marks the queue as no longer written once it is empty. A message that fails to go out stays first in the queue. The caller holds
-// msgLock, and gives back the batch it may have taken (releaseBatch) after.
+// queue's goroutine (writer) marks the queue as no longer written once it is empty. A
+// message that fails to go out stays first in the queue. The caller holds msgLock, and
+// gives back the batch it may have taken (releaseBatch) after.
 //
 // Its frames, and those below it down to the write, are kept small: the writing
 // goroutine must not grow past the 2 KiB stack it starts with (TestSendStack).
