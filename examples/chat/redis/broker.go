@@ -200,8 +200,8 @@ type broker struct {
 	down   bool             // Redis is out of reach, and the members were told
 	alive  bool             // the node has said it is alive: it is in chat:nodes unless found dead
 
-	// While the reader paces its reads, chat lines wait in pending for its next read,
-	// which appends them in the same round trip to Redis (appendAndRead).
+	// While the reader paces its reads, chat lines wait in pending for the next tick,
+	// when it appends them all (appendPending).
 	pacing  bool
 	pending []*line
 }
@@ -640,14 +640,13 @@ func (b *broker) appended(lines []*line, cmd *redis.Cmd) {
 	}
 }
 
-// readOnce appends the lines waiting and reads the events of the rooms, or, if no line
-// waits, waits up to a second for events; it delivers the events.
+// readOnce reads the events of the rooms and delivers them. With no line waiting for
+// the next tick, it waits up to a second for events, and a line said meanwhile is
+// appended at once and wakes it.
 func (b *broker) readOnce(ctx context.Context) error {
 	b.mu.Lock()
-	lines := b.pending
-	b.pending = nil
-	// A read that may wait has lines said meanwhile appended at once, to wake it.
-	b.pacing = len(lines) > 0
+	wait := len(b.pending) == 0
+	b.pacing = !wait
 	streams := []string{wakeKey + b.node}
 	ids := []string{b.wakeID}
 	for name, r := range b.rooms {
@@ -659,15 +658,10 @@ func (b *broker) readOnce(ctx context.Context) error {
 	b.mu.Unlock()
 
 	read := &redis.XReadArgs{Streams: append(streams, ids...), Block: time.Second, Count: 1000}
-	var (
-		res []redis.XStream
-		err error
-	)
-	if len(lines) == 0 {
-		res, err = b.rdb.XRead(ctx, read).Result()
-	} else {
-		res, err = b.appendAndRead(ctx, lines, read)
+	if !wait {
+		read.Block = -1
 	}
+	res, err := b.rdb.XRead(ctx, read).Result()
 	if err != nil {
 		return err
 	}
@@ -689,30 +683,6 @@ func (b *broker) readOnce(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// appendAndRead appends the lines, then reads the rooms without waiting, in one round
-// trip. Each line's wait ends with its outcome.
-func (b *broker) appendAndRead(ctx context.Context, lines []*line, read *redis.XReadArgs) ([]redis.XStream, error) {
-	args := lineArgs(b.history, lines)
-	read.Block = -1 // the lines are there to read, at least
-	var (
-		appended *redis.Cmd
-		res      *redis.XStreamSliceCmd
-	)
-	// Each command has its own error.
-	b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		appended = appendLines.EvalSha(ctx, p, nil, args...)
-		res = p.XRead(ctx, read)
-		return nil
-	})
-	if redis.HasErrorPrefix(appended.Err(), "NOSCRIPT") {
-		// A Redis that has just started knows no script: the read was of the rooms
-		// without the lines, which the next one reads.
-		appended = appendLines.Eval(ctx, b.rdb, nil, args...)
-	}
-	b.appended(lines, appended)
-	return res.Result()
 }
 
 // droppedSince returns the newest message of r dropped from its stream before the

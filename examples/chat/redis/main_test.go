@@ -732,6 +732,37 @@ func TestPaceAppends(t *testing.T) {
 	assert.Contains(t, stats, "cmdstat_xadd:calls=3,")
 }
 
+// TestPaceAfterTick has a line said between a tick and the read after it wait for the
+// next tick: appended at the read, it would reach the nodes that read earlier in the
+// tick a pace after the others.
+func TestPaceAfterTick(t *testing.T) {
+	ctx := testContext(t)
+	r := startRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: r.addr()})
+	defer rdb.Close()
+	b := newBroker(rdb, testConfig.History, timing{})
+	queued := make(chan struct{})
+	b.queued = queued
+	m := &counter{}
+	require.NoError(t, b.Join(ctx, chat.JoinRequest{Room: "go", Name: m.Name()}, m))
+	defer b.Leave("go", m)
+	step, tick := runPaced(ctx, t, b)
+
+	tick() // the reader waits for the lag
+	published := make(chan error, 1)
+	go func() { published <- b.Publish(ctx, "go", m, "late") }()
+	select {
+	case <-queued:
+	case <-ctx.Done():
+		t.Fatal("the line did not wait for the reader")
+	}
+	tick() // the read
+	assert.Equal(t, int64(1), rdb.XLen(ctx, logKey+"go").Val(), "the join alone")
+	step()
+	require.NoError(t, <-published)
+	assert.Equal(t, int64(2), rdb.XLen(ctx, logKey+"go").Val())
+}
+
 // TestPaceGiveUp has a client's line given up on while it waits for the reader: it is
 // not appended by the reader's next read, since the client is told it was not sent.
 func TestPaceGiveUp(t *testing.T) {
