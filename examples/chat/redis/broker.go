@@ -586,9 +586,11 @@ func lag(pace time.Duration) time.Duration {
 	return d
 }
 
-// sleepUntil waits until t, and reports whether it did, rather than see ctx end.
+// sleepUntil waits until t, a tick or the read after it, and reports whether it did,
+// rather than see ctx end. It waits a pace and the lag at most: t is of the wall clock,
+// which may be set back meanwhile.
 func (b *broker) sleepUntil(ctx context.Context, t time.Time) bool {
-	d := time.Until(t)
+	d := min(time.Until(t), b.pace+b.lag)
 	if d <= 0 {
 		return ctx.Err() == nil
 	}

@@ -816,6 +816,21 @@ func TestLag(t *testing.T) {
 	}
 }
 
+// TestClockSetBack has the reader wait for a tick a pace and the lag at most, whatever
+// the wall clock says: set back an hour, it would not read for an hour.
+func TestClockSetBack(t *testing.T) {
+	b := newBroker(nil, 1, timing{})
+	var waited time.Duration
+	b.after = func(d time.Duration) <-chan time.Time {
+		waited = d
+		c := make(chan time.Time, 1)
+		c <- time.Now()
+		return c
+	}
+	require.True(t, b.sleepUntil(t.Context(), time.Now().Add(time.Hour)))
+	assert.Equal(t, b.pace+b.lag, waited)
+}
+
 // TestReaderBehind has a node's reader fall behind by more lines than the room keeps:
 // its members are told of the gap before the next line.
 func TestReaderBehind(t *testing.T) {
