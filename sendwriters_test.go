@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"encoding/binary"
+	"fmt"
 	"runtime"
 	"sync"
 	"testing"
@@ -106,5 +107,57 @@ func TestSendWritersSlowPeer(t *testing.T) {
 	assert.Equal(t, big, msg)
 	assert.Equal(t, 1, handOffsOf(slow), "the slow Conn's goroutines")
 	assert.Zero(t, handOffsOf(fast), "the fast Conn's goroutines")
+	waitWritersIdle()
+}
+
+// TestSendWritersOrder mixes Send with Write and WritePrepared on a server Conn over TCP
+// while its peer reads and pings: the messages arrive in the order they were given,
+// though the writers write the queue while Write and WritePrepared take it over, and
+// every ping is answered.
+func TestSendWritersOrder(t *testing.T) {
+	const n, pings = 2000, 20
+	a, b := tcpPair(t)
+	server, client := conns(t, a, b, nil)
+	server.sq.max = 64 << 20
+	ctx := waitContext(t)
+	go server.Read(ctx) // answers the pings
+	got := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			_, msg, err := client.Read(ctx) // and, after the messages, sees the pongs
+			if i == n || err != nil {
+				got <- err
+				return
+			}
+			if v := binary.BigEndian.Uint32(msg); v != uint32(i) {
+				got <- fmt.Errorf("message %d arrived as number %d", v, i)
+				return
+			}
+		}
+	}()
+	pinged := make(chan error, 1)
+	go func() {
+		for range pings {
+			if err := client.Ping(ctx); err != nil {
+				pinged <- err
+				return
+			}
+		}
+		pinged <- nil
+	}()
+	for i := range n {
+		m := numbered(t, i, 100+i%300)
+		switch i % 7 {
+		case 3:
+			require.NoError(t, server.Write(ctx, MessageBinary, m.payload()))
+		case 5:
+			require.NoError(t, server.WritePrepared(ctx, m))
+		default:
+			require.NoError(t, server.Send(m))
+		}
+	}
+	require.NoError(t, <-pinged)
+	require.NoError(t, server.Write(ctx, MessageText, nil)) // the client reader's last
+	require.NoError(t, <-got)
 	waitWritersIdle()
 }
