@@ -7,7 +7,6 @@ package chat
 import (
 	"context"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
@@ -43,30 +42,6 @@ const (
 	MaxText = 1024 // bytes of a chat line: the read limit of every connection
 	maxName = 32   // bytes of a name or a room's name
 )
-
-// Event is what the server sends, as a JSON text message. A connection's first event
-// is a welcome; then come the messages it missed, then live events.
-type Event struct {
-	Type    string   `json:"type"`              // welcome, gap, message, join, leave or notice
-	ID      int64    `json:"id,omitempty"`      // message: its number in the room, increasing
-	Name    string   `json:"name,omitempty"`    // message, join, leave: who
-	Text    string   `json:"text,omitempty"`    // message; notice: what the server has to say
-	Epoch   string   `json:"epoch,omitempty"`   // welcome: names this life of the room, in which IDs are unique
-	Members []string `json:"members,omitempty"` // welcome: who is in the room, the newcomer too
-}
-
-// Encode encodes ev, and frames it, once for every member it goes to.
-func Encode(ev Event) *websocket.PreparedMessage {
-	b, err := json.Marshal(ev)
-	if err != nil {
-		panic(err) // an event has only strings and numbers
-	}
-	m, err := websocket.NewPreparedMessage(websocket.MessageText, b)
-	if err != nil {
-		panic(err) // the type is one of the two
-	}
-	return m
-}
 
 // Member is a connection in a room, as a Broker sees it.
 type Member interface {
