@@ -41,7 +41,8 @@ type coalescer struct {
 
 // sendCoalesced is sendLocked with write coalescing on: it holds frame back if it may,
 // and otherwise writes it with whatever is held, in one system call. The caller holds
-// frameLock, which it releases.
+// frameLock, which it releases. sendBuffered calls it only when a frame may be held or
+// frames are held, and writes the frame itself otherwise.
 func (c *Conn) sendCoalesced(ctx context.Context, frame []byte) error {
 	co := c.co
 	if co.mayHold() && co.hold(frame) {

@@ -382,3 +382,81 @@ func TestStackPerConnAfterPong(t *testing.T) {
 		})
 	}
 }
+
+// TestStackPerConnAfterEcho is TestStackPerConn from a goroutine, once the Conn has
+// echoed a small message, as the idle connections of a server do before they idle: the
+// write path down to the socket, under the application's read loop, must fit in the
+// 2 KiB stack as the wait does, with write coalescing or without. (Answering a ping does
+// not fit yet: the reader writes the pong under consumeControl, some 850 bytes down, and
+// a write to a TCP socket takes 450 bytes below net.Conn.Write.)
+func TestStackPerConnAfterEcho(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's instrumentation changes the stack sizes")
+	}
+	greet := encodeFrame(frame{fin: true, op: opBinary, payload: make([]byte, 64)}, true, 64)
+	tests := []struct {
+		name     string
+		echo     func(c *Conn) // echoes one message
+		coalesce bool
+	}{
+		{"Write", echoWrite, false},
+		{"Write, coalescing", echoWrite, true},
+		{"Writer", echoWriter, false},
+		{"Writer, coalescing", echoWriter, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var echoed sync.WaitGroup
+			echoed.Add(stackConns + 1) // and the warm-up connection
+			opts := &AcceptOptions{CoalesceWrites: tt.coalesce}
+			perConn := stackPerConnGreeted(t, func(w http.ResponseWriter, r *http.Request, done func()) {
+				c, err := Accept(w, r, opts)
+				if err != nil { // not assert, whose t.Helper would grow the stack itself
+					t.Error(err)
+					echoed.Done()
+					done()
+					return
+				}
+				go underAppFrames(func() {
+					defer done()
+					defer c.CloseNow()
+					tt.echo(c)
+					echoed.Done()
+					c.Read(context.Background())
+				})
+			}, greet, echoed.Wait)
+			t.Logf("stack per connection: %.0f bytes (expected 2048)", perConn)
+			assert.Less(t, perConn, 1.5*2048, "a goroutine on the path outgrew its stack")
+		})
+	}
+}
+
+// echoWrite echoes a message with Read and Write.
+func echoWrite(c *Conn) {
+	typ, p, err := c.Read(context.Background())
+	if err != nil {
+		return
+	}
+	c.Write(context.Background(), typ, p)
+}
+
+// echoWriter echoes a message with Reader and Writer, a piece at a time.
+func echoWriter(c *Conn) {
+	typ, r, err := c.Reader(context.Background())
+	if err != nil {
+		return
+	}
+	w, err := c.Writer(context.Background(), typ)
+	if err != nil {
+		return
+	}
+	var p [128]byte
+	for {
+		n, err := r.Read(p[:])
+		w.Write(p[:n])
+		if err != nil {
+			break
+		}
+	}
+	w.Close()
+}

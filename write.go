@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +43,24 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if err := c.lockMessage(ctx); err != nil {
 		return err
 	}
+	if len(p) > writeBufferSize || c.deflate && len(p) >= compressThreshold {
+		return c.writeLarge(ctx, typ, p)
+	}
+	// A small message, the common case, is one buffered frame. No defers and no calls
+	// between here and the socket but sendBuffered's: a Conn served from a goroutine of
+	// its own echoes with this path under its read loop, within a 2 KiB stack.
+	copy(c.buffer()[maxHeaderSize:], p)
+	err := c.sendBuffered(ctx, true, opcode(typ), 0, len(p))
+	c.releaseBuffer()
+	c.msgLock.unlock()
+	return err
+}
+
+// writeLarge is Write for a message larger than the buffer, or one compressed. The
+// caller holds msgLock, which it releases.
+//
+//go:noinline
+func (c *Conn) writeLarge(ctx context.Context, typ MessageType, p []byte) error {
 	defer c.msgLock.unlock()
 	defer c.releaseBuffer()
 	if c.deflate && len(p) >= compressThreshold {
@@ -200,6 +219,26 @@ func (w *messageWriter) Close() error {
 		return errWriterClosed
 	}
 	w.closed = true
+	if w.dz != nil || w.err != nil {
+		return w.closeSlow()
+	}
+	// The final frame straight from here, without flush and send, and without defers:
+	// this is the bottom of a streaming echo, which a Conn served from a goroutine of its
+	// own runs under its read loop, within a 2 KiB stack.
+	c := w.c
+	err := c.sendBuffered(w.ctx, true, w.op, w.rsv, w.n)
+	if err != nil {
+		err = w.failed(err)
+	}
+	c.releaseBuffer()
+	c.msgLock.unlock()
+	return err
+}
+
+// closeSlow is Close for a compressed message or after a failed write.
+//
+//go:noinline
+func (w *messageWriter) closeSlow() error {
 	defer w.c.msgLock.unlock()
 	defer w.c.releaseBuffer()
 	if w.dz != nil {
@@ -209,10 +248,7 @@ func (w *messageWriter) Close() error {
 		}
 		return w.endDeflate()
 	}
-	if w.err != nil {
-		return w.err
-	}
-	return w.flush(true)
+	return w.err
 }
 
 // flush sends what is buffered as a frame.
@@ -259,9 +295,18 @@ var writeBuffers = sync.Pool{New: func() any { return new([maxHeaderSize + write
 // releaseBuffer when its message is sent.
 func (c *Conn) buffer() []byte {
 	if c.wbuf == nil {
-		c.wbuf = writeBuffers.Get().(*[maxHeaderSize + writeBufferSize]byte)
+		c.takeBuffer()
 	}
 	return c.wbuf[:]
+}
+
+// takeBuffer takes the data frame buffer from the pool. It is a call of its own so that
+// the pool's call and its type check leave the frames of buffer's callers, which are on
+// the write path's deepest chain, smaller.
+//
+//go:noinline
+func (c *Conn) takeBuffer() {
+	c.wbuf = writeBuffers.Get().(*[maxHeaderSize + writeBufferSize]byte)
 }
 
 func (c *Conn) releaseBuffer() {
@@ -274,10 +319,18 @@ func (c *Conn) releaseBuffer() {
 // writeFrame sends p as one data frame with the reserved bits rsv. The caller holds
 // msgLock.
 func (c *Conn) writeFrame(ctx context.Context, fin bool, op opcode, rsv byte, p []byte) error {
-	if len(p) <= writeBufferSize {
-		copy(c.buffer()[maxHeaderSize:], p)
-		return c.sendBuffered(ctx, fin, op, rsv, len(p))
+	if len(p) > writeBufferSize {
+		return c.writeLargeFrame(ctx, fin, op, rsv, p)
 	}
+	copy(c.buffer()[maxHeaderSize:], p)
+	return c.sendBuffered(ctx, fin, op, rsv, len(p))
+}
+
+// writeLargeFrame is writeFrame for a payload larger than the buffer: written from where
+// it lies on a server, masked through the buffer in pieces on a client.
+//
+//go:noinline
+func (c *Conn) writeLargeFrame(ctx context.Context, fin bool, op opcode, rsv byte, p []byte) error {
 	if err := c.lockFrame(ctx); err != nil {
 		return err
 	}
@@ -315,7 +368,41 @@ func (c *Conn) writeFrame(ctx context.Context, fin bool, op opcode, rsv byte, p 
 
 // sendBuffered sends the n payload bytes waiting in the buffer as one frame, with its
 // header in the room before them: one write system call. The caller holds msgLock.
+//
+// It is the bottom of Write and of a Writer's Close on their way to the socket, which a
+// Conn served from a goroutine of its own must reach within a 2 KiB stack, under its
+// read loop and the application's frames: it is sendFrame, sendLocked and, when there is
+// nothing to hold or held, sendCoalesced in one frame, and leaves the rest (holding
+// frames back, writing the held ones with this one) to sendCoalesced.
 func (c *Conn) sendBuffered(ctx context.Context, fin bool, op opcode, rsv byte, n int) error {
+	frame := c.bufferedFrame(fin, op, rsv, n)
+	if err := c.lockFrame(ctx); err != nil {
+		return err
+	}
+	c.wwatch.follow(ctx)
+	if co := c.co; co != nil && (co.mayHold() || co.holding()) {
+		return c.sendCoalesced(ctx, frame)
+	}
+	wrote, err := c.writeSocket(frame)
+	err = c.writeResult(ctx, wrote, err)
+	// unlockFrame, by hand: a call less.
+	c.frameLock.unlock()
+	if c.co != nil && c.co.wakeSet.Load() {
+		c.co.signal()
+	}
+	if c.pongWaiting.Load() {
+		c.sendWaitingPong(ctx)
+	}
+	return err
+}
+
+// bufferedFrame puts the header of a frame of the n payload bytes waiting in the buffer
+// in the room before them, masks them on a client, and returns the frame. It is a call
+// of its own, which returns before the frame is written, so that its locals are not on
+// the stack under the write (see sendBuffered).
+//
+//go:noinline
+func (c *Conn) bufferedFrame(fin bool, op opcode, rsv byte, n int) []byte {
 	buf := c.buffer()
 	h := header{fin: fin, rsv: rsv, op: op, length: int64(n), masked: c.client}
 	if c.client {
@@ -324,7 +411,7 @@ func (c *Conn) sendBuffered(ctx context.Context, fin bool, op opcode, rsv byte, 
 	}
 	start := maxHeaderSize - encodedHeaderSize(h.length, h.masked)
 	appendHeader(buf[start:start], h)
-	return c.sendFrame(ctx, buf[start:maxHeaderSize+n])
+	return buf[start : maxHeaderSize+n]
 }
 
 // sendFrame sends frame, a whole frame, with one write (or holds it back, when writes
@@ -400,19 +487,26 @@ func (c *Conn) writeControl(ctx context.Context, op opcode, payload []byte) erro
 // scale: control frames are rare next to data. The caller holds frameLock.
 func (c *Conn) writeControlFrame(op opcode, payload []byte) (int64, error) {
 	buf := controlBuffers.Get().(*[maxControlFrame]byte)
+	wrote, err := c.writeOut(c.appendControlFrame(buf[:0], op, payload))
+	controlBuffers.Put(buf)
+	return wrote, err
+}
+
+// appendControlFrame appends a control frame of payload to b, masked on a client.
+//
+//go:noinline
+func (c *Conn) appendControlFrame(b []byte, op opcode, payload []byte) []byte {
 	h := header{fin: true, op: op, length: int64(len(payload)), masked: c.client}
 	if c.client {
 		h.key = rand.Uint32()
 	}
-	b := appendHeader(buf[:0], h)
+	b = appendHeader(b, h)
 	n := len(b)
 	b = append(b, payload...)
 	if c.client {
 		mask(h.key, b[n:])
 	}
-	wrote, err := c.writeOut(b)
-	controlBuffers.Put(buf)
-	return wrote, err
+	return b
 }
 
 var controlBuffers = sync.Pool{New: func() any { return new([maxControlFrame]byte) }}
@@ -509,12 +603,7 @@ func (c *Conn) sendWaitingPong(ctx context.Context) error {
 			return nil
 		}
 		if c.pongWaiting.Swap(false) {
-			var payload [maxControlPayload]byte
-			c.pongMu.Lock()
-			n := copy(payload[:], c.pong[:c.pongLen])
-			c.pongMu.Unlock()
-			if err := c.sendPong(ctx, payload[:n]); err != nil {
-				c.keepPong(payload[:n], false)
+			if err := c.sendPong(ctx); err != nil {
 				c.frameLock.unlock()
 				return err
 			}
@@ -524,12 +613,45 @@ func (c *Conn) sendWaitingPong(ctx context.Context) error {
 	return nil
 }
 
-// sendPong writes a pong, answering to ctx as writes do. The caller holds frameLock.
-func (c *Conn) sendPong(ctx context.Context, payload []byte) error {
+// sendPong writes the waiting pong, answering to ctx as writes do. The caller holds
+// frameLock and has taken pongWaiting; if the write fails, the pong waits again, unless a
+// newer one does.
+//
+// The pong is built from c.pong under pongMu straight into the frame's buffer, not
+// copied out first into an array of its own: the reader answers pings on its way to the
+// network, whose stack must stay small (TestStackPerConnAfterEcho).
+func (c *Conn) sendPong(ctx context.Context) error {
 	if c.closeSent {
 		return nil // nothing may follow our close frame (RFC 6455 §5.5.1)
 	}
 	c.wwatch.start(ctx)
-	wrote, err := c.writeControlFrame(opPong, payload)
-	return c.writeResult(ctx, wrote, err)
+	buf := controlBuffers.Get().(*[maxControlFrame]byte)
+	c.pongMu.Lock()
+	b := c.appendControlFrame(buf[:0], opPong, c.pong[:c.pongLen])
+	c.pongMu.Unlock()
+	var wrote int64
+	var err error
+	if c.co != nil && c.co.holding() { // writeOut, inlined: a frame less
+		wrote, err = c.writeHeld(b, nil)
+	} else {
+		wrote, err = c.writeSocket(b)
+	}
+	if err = c.writeResult(ctx, wrote, err); err != nil {
+		c.keepUnsentPong(b)
+	}
+	controlBuffers.Put(buf)
+	return err
+}
+
+// keepUnsentPong makes the pong of frame, which sendPong failed to send, wait again.
+//
+//go:noinline
+func (c *Conn) keepUnsentPong(frame []byte) {
+	payload := frame[2:] // a control frame's length fits in its second byte (§5.5)
+	if frame[1]&0x80 != 0 {
+		key := binary.LittleEndian.Uint32(payload)
+		payload = payload[4:]
+		mask(key, payload)
+	}
+	c.keepPong(payload, false)
 }
