@@ -369,3 +369,33 @@ func TestHeldFramesAnswerToReadContext(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	expectAnswers(t, wait, conn, b)
 }
+
+// TestPingsBetweenMessages checks that pings that arrive together while the Conn waits
+// for a message are each answered, in order, and before the close frame after them is
+// answered: the reader handles them one at a time, sending each pong before it takes the
+// next frame (RFC 6455 §5.5.2).
+func TestPingsBetweenMessages(t *testing.T) {
+	conn, b := serverOverPipe(t)
+	var frames []byte
+	for _, p := range []string{"one", "two", "three"} {
+		frames = append(frames, encodeFrame(frame{fin: true, op: opPing, payload: []byte(p)}, true, int64(len(p)))...)
+	}
+	frames = append(frames, encodeFrame(frame{fin: true, op: opClose, payload: []byte{0x03, 0xe8}}, true, 2)...)
+	go b.Write(frames) // all at once, for one read
+	read := make(chan error, 1)
+	go func() { _, _, err := conn.Read(context.Background()); read <- err }()
+
+	br := bufio.NewReader(b)
+	for _, want := range []string{"one", "two", "three"} {
+		f, err := readRawFrame(br)
+		require.NoError(t, err)
+		assert.Equal(t, opPong, f.op)
+		assert.Equal(t, want, string(f.payload))
+	}
+	f, err := readRawFrame(br)
+	require.NoError(t, err)
+	assert.Equal(t, opClose, f.op)
+	assert.Equal(t, StatusNormalClosure, f.closeCode())
+	var ce *CloseError
+	assert.ErrorAs(t, <-read, &ce)
+}

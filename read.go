@@ -73,8 +73,17 @@ func (c *Conn) awaitData() error {
 		if err := c.rb.fill(); err != nil {
 			return err
 		}
-		if c.rb.controlNext() {
-			if err := c.idleControl(); err != nil {
+		for c.rb.controlNext() {
+			pinged, err := c.idleControl()
+			if err != nil {
+				return err
+			}
+			if !pinged {
+				break
+			}
+			// RFC 6455 §5.5.2: the ping idleControl stopped at is answered here, before
+			// the frames after it are handled, and as high on the stack as the wait.
+			if err := c.sendWaitingPong(c.rwatch.current()); err != nil {
 				return err
 			}
 		}
@@ -82,21 +91,44 @@ func (c *Conn) awaitData() error {
 	return nil
 }
 
-// idleControl handles the whole control frames at the head of the buffer. What follows
-// them, a part of a frame included, is left to beginMessage.
+// idleControl handles the whole control frames at the head of the buffer, up to a ping,
+// which it only takes, leaving the pong to awaitData: a socket write from under
+// idleControl and consumeControl would not fit in a 2 KiB stack. It reports whether it
+// stopped at a ping. What follows the frames, a part of a frame included, is left to
+// beginMessage.
 //
 //go:noinline
-func (c *Conn) idleControl() error {
+func (c *Conn) idleControl() (pinged bool, err error) {
 	for c.rb.controlNext() {
 		h, n, complete, err := c.bufferedHeader()
 		if err != nil || !complete {
-			return err
+			return false, err
+		}
+		if h.op == opPing {
+			c.keepPing(h, n)
+			return true, nil
 		}
 		if err := c.consumeControl(h, n); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return false, nil
+}
+
+// keepPing consumes the ping at the head of the buffer, whose header h is n bytes and
+// whose payload is buffered, and makes its payload the pong that waits for the frame
+// lock, unmasked in the read buffer and copied from there: not through consumeControl's
+// array, whose 125 bytes would be on the stack under the pong's write.
+//
+//go:noinline
+func (c *Conn) keepPing(h header, n int) {
+	end := n + int(h.length)
+	payload := c.rb.buf[c.rb.r+n : c.rb.r+end]
+	if h.masked {
+		mask(h.key, payload)
+	}
+	c.keepPong(payload)
+	c.rb.discard(end) // after the copy: discarding may give the buffer back
 }
 
 func (c *Conn) readMessage() (MessageType, []byte, error) {
@@ -541,7 +573,8 @@ func (c *Conn) peekHeader() (header, int, error) {
 //
 // It is one function, not two, and takes the frame from the buffer itself, since a
 // frame less, and fewer arguments, keep an idle Conn's goroutine within its 2 KiB stack
-// as it answers a ping or takes a pong.
+// as it takes a pong. (An idle Conn's pings go to keepPing instead: the pong's write
+// would not fit under this frame.)
 //
 //go:noinline
 func (c *Conn) consumeControl(h header, n int) error {

@@ -3,6 +3,7 @@ package websocket
 import (
 	"bufio"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -64,9 +65,10 @@ func stackPerConn(t *testing.T, serve func(w http.ResponseWriter, r *http.Reques
 }
 
 // stackPerConnGreeted is stackPerConn with greet written by each client once it is
-// upgraded; greeted is called once every connection is open, before the goroutines
-// parked are counted, to wait until the server has read the greeting.
-func stackPerConnGreeted(t *testing.T, serve func(w http.ResponseWriter, r *http.Request, done func()), greet []byte, greeted func()) float64 {
+// upgraded; greeted is called with the clients' connections once every connection is
+// open, before the goroutines parked are counted, to wait until the server has read the
+// greeting.
+func stackPerConnGreeted(t *testing.T, serve func(w http.ResponseWriter, r *http.Request, done func()), greet []byte, greeted func([]net.Conn)) float64 {
 	var wg sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		serve(w, r, wg.Done)
@@ -107,7 +109,7 @@ func stackPerConnGreeted(t *testing.T, serve func(w http.ResponseWriter, r *http
 		}
 	}
 	if greeted != nil {
-		greeted()
+		greeted(conns)
 	}
 	waitParkedInRead(t, stackConns)
 	runtime.ReadMemStats(&after)
@@ -328,7 +330,7 @@ func TestStackPerConnAfterMessage(t *testing.T) {
 					read.Done()
 					tt.read(c)
 				})
-			}, greet, read.Wait)
+			}, greet, func([]net.Conn) { read.Wait() })
 			t.Logf("stack per connection: %.0f bytes (expected 2048)", perConn)
 			assert.Less(t, perConn, 1.5*2048, "a goroutine on the path outgrew its stack")
 		})
@@ -372,7 +374,7 @@ func TestStackPerConnAfterPong(t *testing.T) {
 					defer c.CloseNow()
 					tt.read(c)
 				})
-			}, greet, func() {
+			}, greet, func([]net.Conn) {
 				for range stackConns + 1 {
 					<-<-pongs
 				}
@@ -384,47 +386,70 @@ func TestStackPerConnAfterPong(t *testing.T) {
 }
 
 // TestStackPerConnAfterEcho is TestStackPerConn from a goroutine, once the Conn has
-// echoed a small message, as the idle connections of a server do before they idle: the
-// write path down to the socket, under the application's read loop, must fit in the
-// 2 KiB stack as the wait does, with write coalescing or without. (Answering a ping does
-// not fit yet: the reader writes the pong under consumeControl, some 850 bytes down, and
-// a write to a TCP socket takes 450 bytes below net.Conn.Write.)
+// echoed a small message or answered a ping, as the idle connections of a server do
+// before they idle: the write path down to the socket, under the application's read loop
+// or under the read that waits for a message, must fit in the 2 KiB stack as the wait
+// does, with write coalescing or without.
 func TestStackPerConnAfterEcho(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector's instrumentation changes the stack sizes")
 	}
-	greet := encodeFrame(frame{fin: true, op: opBinary, payload: make([]byte, 64)}, true, 64)
+	message := encodeFrame(frame{fin: true, op: opBinary, payload: make([]byte, 64)}, true, 64)
+	ping := encodeFrame(frame{fin: true, op: opPing, payload: []byte("stack")}, true, 5)
 	tests := []struct {
 		name     string
-		echo     func(c *Conn) // echoes one message
+		greet    []byte
+		echo     func(c *Conn) // echoes the greeting; nil for a ping, which Read answers
 		coalesce bool
 	}{
-		{"Write", echoWrite, false},
-		{"Write, coalescing", echoWrite, true},
-		{"Writer", echoWriter, false},
-		{"Writer, coalescing", echoWriter, true},
+		{"Write", message, echoWrite, false},
+		{"Write, coalescing", message, echoWrite, true},
+		{"Writer", message, echoWriter, false},
+		{"Writer, coalescing", message, echoWriter, true},
+		// The ping is answered inside Read, which then waits for a message.
+		{"ping", ping, nil, false},
+		{"ping, coalescing", ping, nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var echoed sync.WaitGroup
-			echoed.Add(stackConns + 1) // and the warm-up connection
+			if tt.echo != nil {
+				echoed.Add(stackConns + 1) // and the warm-up connection
+			}
 			opts := &AcceptOptions{CoalesceWrites: tt.coalesce}
 			perConn := stackPerConnGreeted(t, func(w http.ResponseWriter, r *http.Request, done func()) {
 				c, err := Accept(w, r, opts)
 				if err != nil { // not assert, whose t.Helper would grow the stack itself
 					t.Error(err)
-					echoed.Done()
+					if tt.echo != nil {
+						echoed.Done()
+					}
 					done()
 					return
 				}
 				go underAppFrames(func() {
 					defer done()
 					defer c.CloseNow()
-					tt.echo(c)
-					echoed.Done()
+					if tt.echo != nil {
+						tt.echo(c)
+						echoed.Done()
+					}
 					c.Read(context.Background())
 				})
-			}, greet, echoed.Wait)
+			}, tt.greet, func(conns []net.Conn) {
+				if tt.echo != nil {
+					echoed.Wait()
+					return
+				}
+				// Each Conn has answered its ping once its client reads the pong.
+				pong := encodeFrame(frame{fin: true, op: opPong, payload: []byte("stack")}, false, 5)
+				for _, nc := range conns {
+					got := make([]byte, len(pong))
+					_, err := io.ReadFull(nc, got)
+					require.NoError(t, err)
+					require.Equal(t, pong, got)
+				}
+			})
 			t.Logf("stack per connection: %.0f bytes (expected 2048)", perConn)
 			assert.Less(t, perConn, 1.5*2048, "a goroutine on the path outgrew its stack")
 		})

@@ -2,7 +2,6 @@ package websocket
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -572,86 +571,88 @@ func (c *Conn) unlockFrame(ctx context.Context) {
 // When the lock is free, the reader sends the pong itself, answering to the read's
 // context, so that a peer that pings without reading cannot hold a read past it. If the
 // context ends before any byte of the pong left, the pong waits as above and answerPing
-// returns the context's error; once part of it left, the Conn is closed.
+// returns the context's error; once part of it left, the Conn is closed. Between
+// messages, the reader does the same in awaitData, with keepPing and sendWaitingPong.
 func (c *Conn) answerPing(payload []byte) error {
-	c.keepPong(payload, true)
+	c.keepPong(payload)
 	return c.sendWaitingPong(c.rwatch.current())
 }
 
-// keepPong makes payload the pong that waits for the frame lock. Unless it is the newest
-// (the reader's), it does not replace a pong already waiting, which answers a later ping;
-// nor does it keep anything once the Conn is closed.
-func (c *Conn) keepPong(payload []byte, newest bool) {
+// keepPong makes payload, the newest ping's, the pong that waits for the frame lock,
+// replacing any pong waiting already: it answers an earlier ping (RFC 6455 §5.5.3).
+func (c *Conn) keepPong(payload []byte) {
 	c.pongMu.Lock()
-	defer c.pongMu.Unlock()
-	if !newest && (c.pongWaiting.Load() || c.isClosed()) {
-		return
-	}
 	if c.pong == nil {
 		c.pong = new([maxControlPayload]byte) // only for a Conn that is ever pinged
 	}
 	c.pongLen = uint8(copy(c.pong[:], payload)) // at most 125 bytes (RFC 6455 §5.5)
 	c.pongWaiting.Store(true)
+	c.pongMu.Unlock()
 }
 
-// sendWaitingPong sends the waiting pong, answering to ctx, if the frame lock is free. If
-// it is not, its holder sees pongWaiting after releasing it: the store of pongWaiting
-// comes before the attempt to lock, and the release after the attempt failed.
+// sendWaitingPong sends the waiting pong, answering to ctx as writes do, if the frame
+// lock is free. If it is not, its holder sees pongWaiting after releasing it: the store
+// of pongWaiting comes before the attempt to lock, and the release after the attempt
+// failed. If the write fails, the pong waits again, unless a newer one does.
+//
+// It is one frame, with the pong built in pongFrame and a failure handled in
+// pongFailed, which return before the write or come after it: the reader calls it as it
+// waits between messages, for the pings an idle Conn gets, and a Conn served from a
+// goroutine of its own must reach the socket from there within its 2 KiB stack
+// (TestStackPerConnAfterEcho).
 func (c *Conn) sendWaitingPong(ctx context.Context) error {
 	for c.pongWaiting.Load() {
 		if !c.frameLock.tryLock() {
 			return nil
 		}
-		if c.pongWaiting.Swap(false) {
-			if err := c.sendPong(ctx); err != nil {
-				c.frameLock.unlock()
-				return err
+		// Nothing may follow our close frame (RFC 6455 §5.5.1): the pong is dropped.
+		if c.pongWaiting.Swap(false) && !c.closeSent {
+			c.wwatch.start(ctx)
+			buf, n := c.pongFrame()
+			var wrote int64
+			var err error
+			if c.co != nil && c.co.holding() { // writeOut, inlined: a frame less
+				wrote, err = c.writeHeld(buf[:n], nil)
+			} else {
+				wrote, err = c.writeSocket(buf[:n])
 			}
+			if err != nil {
+				return c.pongFailed(ctx, buf, wrote, err)
+			}
+			controlBuffers.Put(buf)
 		}
 		c.frameLock.unlock()
 	}
 	return nil
 }
 
-// sendPong writes the waiting pong, answering to ctx as writes do. The caller holds
-// frameLock and has taken pongWaiting; if the write fails, the pong waits again, unless a
-// newer one does.
-//
-// The pong is built from c.pong under pongMu straight into the frame's buffer, not
-// copied out first into an array of its own: the reader answers pings on its way to the
-// network, whose stack must stay small (TestStackPerConnAfterEcho).
-func (c *Conn) sendPong(ctx context.Context) error {
-	if c.closeSent {
-		return nil // nothing may follow our close frame (RFC 6455 §5.5.1)
-	}
-	c.wwatch.start(ctx)
-	buf := controlBuffers.Get().(*[maxControlFrame]byte)
-	c.pongMu.Lock()
-	b := c.appendControlFrame(buf[:0], opPong, c.pong[:c.pongLen])
-	c.pongMu.Unlock()
-	var wrote int64
-	var err error
-	if c.co != nil && c.co.holding() { // writeOut, inlined: a frame less
-		wrote, err = c.writeHeld(b, nil)
-	} else {
-		wrote, err = c.writeSocket(b)
-	}
-	if err = c.writeResult(ctx, wrote, err); err != nil {
-		c.keepUnsentPong(b)
-	}
-	controlBuffers.Put(buf)
-	return err
-}
-
-// keepUnsentPong makes the pong of frame, which sendPong failed to send, wait again.
+// pongFrame builds the waiting pong's frame, n bytes, in a buffer from controlBuffers.
+// It is built from c.pong under pongMu straight into the buffer, not copied out first
+// into an array of sendWaitingPong's stack.
 //
 //go:noinline
-func (c *Conn) keepUnsentPong(frame []byte) {
-	payload := frame[2:] // a control frame's length fits in its second byte (§5.5)
-	if frame[1]&0x80 != 0 {
-		key := binary.LittleEndian.Uint32(payload)
-		payload = payload[4:]
-		mask(key, payload)
+func (c *Conn) pongFrame() (buf *[maxControlFrame]byte, n int) {
+	buf = controlBuffers.Get().(*[maxControlFrame]byte)
+	c.pongMu.Lock()
+	n = len(c.appendControlFrame(buf[:0], opPong, c.pong[:c.pongLen]))
+	c.pongMu.Unlock()
+	return buf, n
+}
+
+// pongFailed is writeResult for a pong that sendWaitingPong failed to send, which waits
+// again unless a newer one does; it gives buf back and releases the frame lock. c.pong
+// still holds the pong's payload if no newer one waits: a newer ping's would have set
+// pongWaiting, which only the frame lock's holder, the caller, clears.
+//
+//go:noinline
+func (c *Conn) pongFailed(ctx context.Context, buf *[maxControlFrame]byte, wrote int64, err error) error {
+	controlBuffers.Put(buf)
+	err = c.writeFailed(ctx, wrote, err)
+	c.pongMu.Lock()
+	if !c.isClosed() {
+		c.pongWaiting.Store(true)
 	}
-	c.keepPong(payload, false)
+	c.pongMu.Unlock()
+	c.frameLock.unlock()
+	return err
 }
