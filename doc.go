@@ -124,8 +124,8 @@
 // the server still keeps about 4 KiB for the request and its goroutine. A server holding
 // many mostly idle connections can return from the handler once Accept has succeeded
 // and serve the Conn from a goroutine of its own, with a context of its own, since the
-// request's context ends with the handler: an idle connection then costs about 9 KiB in
-// all, its goroutine included.
+// request's context ends with the handler: an idle connection then costs about 6 KiB in
+// all, its goroutine (which keeps Go's 2 KiB starting stack) included.
 //
 // # Compression
 //
@@ -322,9 +322,9 @@
 // On Linux, parked Conns over TCP wait in one epoll set, served by one goroutine of the
 // package while any Conn is parked, and hold no goroutine and no buffer. In bench/'s idle
 // scenario at 18,900 connections (the most this machine's limit of 20,000 descriptors a
-// process allows), a parked connection took 3.1 KiB of the server's resident memory, of
-// which about 1.5 KiB is live heap (the Conn and the socket's runtime state), against
-// 8.0 KiB served from a goroutine of its own, 12.2 KiB inside the handler, and 7.7 KiB
+// process allows), a parked connection took 2.7 KiB of the server's resident memory, of
+// which about 1.2 KiB is live heap (the Conn and the socket's runtime state), against
+// 6.1 KiB served from a goroutine of its own, 11.4 KiB inside the handler, and 7.7 KiB
 // for a plain TCP echo with a goroutine a connection. A wake costs about 3,300
 // instructions more than a Read that was waiting (a 64-byte echo woken every time:
 // 8,196 against 4,913). On other systems, and on connections that do not expose their
