@@ -456,6 +456,12 @@ func (c *Conn) collectBatch(q *sendQueue, b *batch) int {
 	q.mu.Lock()
 	n := copy(b.msgs[:], q.msgs[q.head:])
 	q.mu.Unlock()
+	return b.frame(c, n)
+}
+
+// frame puts the frames c sends of the first n messages of b in b.frames, as many as fit
+// in maxBatchBytes (one at least), and returns how many.
+func (b *batch) frame(c *Conn, n int) int {
 	size, k := 0, 0
 	for ; k < n; k++ {
 		f, _, _ := b.msgs[k].form(c)

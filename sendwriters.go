@@ -185,15 +185,7 @@ func (c *Conn) writeBatches(q *sendQueue, b *batch) int {
 		gen := q.gen
 		n := copy(b.msgs[:], q.msgs[q.head:])
 		q.mu.Unlock()
-		size, k := 0, 0
-		for ; k < n; k++ {
-			f, _, _ := b.msgs[k].form(c)
-			if k > 0 && size+len(f) > maxBatchBytes {
-				break
-			}
-			b.frames[k] = f
-			size += len(f)
-		}
+		k := b.frame(c, n)
 		wrote := b.raw.writev(c.rb.raw, b.frames[:k])
 		done, rest := 0, wrote
 		for done < k && len(b.frames[done]) <= rest {
