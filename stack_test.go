@@ -190,6 +190,24 @@ func waitParkedInRead(t *testing.T, n int) {
 	}
 }
 
+// fromGoroutine is a handler for stackPerConn that accepts and serves each Conn from a
+// goroutine of its own, under appFrames, with read, then closes it.
+func fromGoroutine(t *testing.T, read func(*Conn)) func(w http.ResponseWriter, r *http.Request, done func()) {
+	return func(w http.ResponseWriter, r *http.Request, done func()) {
+		c, err := Accept(w, r, nil)
+		if err != nil { // not assert, whose t.Helper would grow the stack itself
+			t.Error(err)
+			done()
+			return
+		}
+		go underAppFrames(func() {
+			defer done()
+			defer c.CloseNow()
+			read(c)
+		})
+	}
+}
+
 // TestStackPerConn serves Conns in the two ways the package documentation shows, and
 // checks each connection's stack against the size it has today: a frame that makes a
 // goroutine on the path outgrow it doubles the stack, past the bound. A change that makes
@@ -241,38 +259,14 @@ func TestStackPerConn(t *testing.T) {
 			want: 4096,
 		},
 		{
-			name: "from a goroutine",
-			serve: func(w http.ResponseWriter, r *http.Request, done func()) {
-				c, err := Accept(w, r, nil)
-				if err != nil { // not assert, whose t.Helper would grow the stack itself
-					t.Error(err)
-					done()
-					return
-				}
-				go underAppFrames(func() {
-					defer done()
-					defer c.CloseNow()
-					c.Read(context.Background())
-				})
-			},
-			want: 2048,
+			name:  "from a goroutine",
+			serve: fromGoroutine(t, func(c *Conn) { c.Read(context.Background()) }),
+			want:  2048,
 		},
 		{
-			name: "from a goroutine, with Reader",
-			serve: func(w http.ResponseWriter, r *http.Request, done func()) {
-				c, err := Accept(w, r, nil)
-				if err != nil { // not assert, whose t.Helper would grow the stack itself
-					t.Error(err)
-					done()
-					return
-				}
-				go underAppFrames(func() {
-					defer done()
-					defer c.CloseNow()
-					c.Reader(context.Background())
-				})
-			},
-			want: 2048,
+			name:  "from a goroutine, with Reader",
+			serve: fromGoroutine(t, func(c *Conn) { c.Reader(context.Background()) }),
+			want:  2048,
 		},
 	}
 	for _, tt := range tests {
