@@ -676,17 +676,24 @@ func TestPace(t *testing.T) {
 	assert.Equal(t, int64(5), rec.n.Load())
 }
 
+// queuedBroker starts Redis and a broker on it whose queued channel tells when a line
+// waits for the reader.
+func queuedBroker(t *testing.T) (context.Context, *redis.Client, *broker, chan struct{}) {
+	ctx := testContext(t)
+	r := startRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: r.addr()})
+	t.Cleanup(func() { rdb.Close() })
+	b := newBroker(rdb, testConfig.History, timing{})
+	queued := make(chan struct{})
+	b.queued = queued
+	return ctx, rdb, b, queued
+}
+
 // TestPaceAppends has the lines a node's clients say while its reader waits for the pace
 // wait with it: at the tick it appends them with one script, and its read after the lag
 // delivers them to the node's members.
 func TestPaceAppends(t *testing.T) {
-	ctx := testContext(t)
-	r := startRedis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: r.addr()})
-	defer rdb.Close()
-	b := newBroker(rdb, testConfig.History, timing{})
-	queued := make(chan struct{})
-	b.queued = queued
+	ctx, rdb, b, queued := queuedBroker(t)
 	members := []*counter{{}, {}, {}}
 	for _, m := range members {
 		require.NoError(t, b.Join(ctx, chat.JoinRequest{Room: "go", Name: m.Name()}, m))
@@ -736,13 +743,7 @@ func TestPaceAppends(t *testing.T) {
 // next tick: appended at the read, it would reach the nodes that read earlier in the
 // tick a pace after the others.
 func TestPaceAfterTick(t *testing.T) {
-	ctx := testContext(t)
-	r := startRedis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: r.addr()})
-	defer rdb.Close()
-	b := newBroker(rdb, testConfig.History, timing{})
-	queued := make(chan struct{})
-	b.queued = queued
+	ctx, rdb, b, queued := queuedBroker(t)
 	m := &counter{}
 	require.NoError(t, b.Join(ctx, chat.JoinRequest{Room: "go", Name: m.Name()}, m))
 	defer b.Leave("go", m)
@@ -766,13 +767,7 @@ func TestPaceAfterTick(t *testing.T) {
 // TestPaceGiveUp has a client's line given up on while it waits for the reader: it is
 // not appended by the reader's next read, since the client is told it was not sent.
 func TestPaceGiveUp(t *testing.T) {
-	ctx := testContext(t)
-	r := startRedis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: r.addr()})
-	defer rdb.Close()
-	b := newBroker(rdb, testConfig.History, timing{})
-	queued := make(chan struct{})
-	b.queued = queued
+	ctx, rdb, b, queued := queuedBroker(t)
 	m := &counter{}
 	require.NoError(t, b.Join(ctx, chat.JoinRequest{Room: "go", Name: m.Name()}, m))
 	defer b.Leave("go", m)
