@@ -98,10 +98,7 @@ func TestNetConnPartialReads(t *testing.T) {
 	server.SetReadLimit(0)
 	s := NetConn(server, MessageBinary)
 	const size = 16 << 20
-	data := make([]byte, size)
-	for i := range data {
-		data[i] = byte(i * 7)
-	}
+	data := pattern(size)
 	sent := make(chan error, 1)
 	go func() {
 		sent <- client.Write(context.Background(), MessageBinary, data)

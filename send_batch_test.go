@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -199,10 +198,7 @@ func TestSendLargeThenSmall(t *testing.T) {
 	server, client := conns(t, a, b, nil)
 	smallBuffers(server, client)
 	ctx := waitContext(t)
-	big := make([]byte, 1<<20)
-	for i := range big {
-		big[i] = byte(i * 7)
-	}
+	big := pattern(1 << 20)
 	server.sq.max = 4 << 20
 	require.NoError(t, server.Send(mustPrepare(t, MessageBinary, big)))
 	for i := range 3 {
@@ -295,7 +291,7 @@ func TestSendStack(t *testing.T) {
 			for i, c := range servers {
 				tc.send(t, c, peers[i])
 			}
-			waitWriting(t, conns, tc.in)
+			waitInIO(t, conns, tc.in)
 			runtime.ReadMemStats(&after)
 			perConn := float64(after.StackInuse-before.StackInuse) / conns
 			t.Logf("%.0f bytes of stack per writing goroutine", perConn)
@@ -304,25 +300,11 @@ func TestSendStack(t *testing.T) {
 	}
 }
 
-// waitWriting waits until n of Send's goroutines wait for the peer to read in function
-// in, yielding between looks; the test's deadline bounds the wait.
-func waitWriting(t *testing.T, n int, in string) {
-	buf := make([]byte, 1<<20)
-	for {
-		m := runtime.Stack(buf, true)
-		if m == len(buf) {
-			buf = make([]byte, 2*len(buf))
-			continue
-		}
-		waiting := 0
-		for g := range strings.SplitSeq(string(buf[:m]), "\n\n") {
-			if strings.Contains(g, "[IO wait") && strings.Contains(g, "websocket.(*Conn)."+in+"(") {
-				waiting++
-			}
-		}
-		if waiting >= n {
-			return
-		}
-		runtime.Gosched()
+// pattern returns n bytes that repeat only every 256, so that a byte out of place shows.
+func pattern(n int) []byte {
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = byte(i * 7)
 	}
+	return p
 }

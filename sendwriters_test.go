@@ -91,10 +91,7 @@ func TestSendWritersSlowPeer(t *testing.T) {
 	fast, fastPeer := conns(t, a, b, nil)
 	ctx := waitContext(t)
 
-	big := make([]byte, 1<<20)
-	for i := range big {
-		big[i] = byte(i * 7)
-	}
+	big := pattern(1 << 20)
 	slow.sq.max = 4 << 20
 	require.NoError(t, slow.Send(mustPrepare(t, MessageBinary, big)))
 	require.NoError(t, fast.Send(numbered(t, 1, 64)))

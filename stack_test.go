@@ -111,7 +111,7 @@ func stackPerConnGreeted(t *testing.T, serve func(w http.ResponseWriter, r *http
 	if greeted != nil {
 		greeted(conns)
 	}
-	waitParkedInRead(t, stackConns)
+	waitInIO(t, stackConns, "Read", "Reader")
 	runtime.ReadMemStats(&after)
 	return float64(int64(after.StackInuse)-int64(before.StackInuse)) / stackConns
 }
@@ -165,10 +165,10 @@ func collectAtStartingStack(t *testing.T, size uint64) (done func()) {
 	}
 }
 
-// waitParkedInRead waits until n goroutines are blocked in Conn.Read or Conn.Reader
-// waiting for the network, which is where a served Conn spends its life and where its stack is deepest.
-// It yields between looks; the test's own deadline bounds the wait.
-func waitParkedInRead(t *testing.T, n int) {
+// waitInIO waits until n goroutines wait for the network (IO wait) in one of the Conn
+// methods named, where a served Conn spends its life and its stack is deepest. It yields
+// between looks; the test's own deadline bounds the wait.
+func waitInIO(t *testing.T, n int, methods ...string) {
 	buf := make([]byte, 1<<20)
 	for {
 		m := runtime.Stack(buf, true)
@@ -176,16 +176,22 @@ func waitParkedInRead(t *testing.T, n int) {
 			buf = make([]byte, 2*len(buf))
 			continue
 		}
-		parked := 0
+		waiting := 0
 		for g := range strings.SplitSeq(string(buf[:m]), "\n\n") {
-			if strings.Contains(g, "[IO wait") && (strings.Contains(g, "websocket.(*Conn).Read(") || strings.Contains(g, "websocket.(*Conn).Reader(")) {
-				parked++
+			if !strings.Contains(g, "[IO wait") {
+				continue
+			}
+			for _, method := range methods {
+				if strings.Contains(g, "websocket.(*Conn)."+method+"(") {
+					waiting++
+					break
+				}
 			}
 		}
-		if parked >= n {
+		if waiting >= n {
 			return
 		}
-		require.NoError(t, context.Cause(t.Context()), "%d of %d goroutines parked in Read", parked, n)
+		require.NoError(t, context.Cause(t.Context()), "%d of %d goroutines waiting in %v", waiting, n, methods)
 		runtime.Gosched()
 	}
 }
